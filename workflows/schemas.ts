@@ -16,7 +16,10 @@ const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 export const dnsLabel = z
   .string()
   .max(63, 'must be at most 63 characters')
-  .regex(DNS_LABEL, 'must be a DNS label: lower-case letters, digits and "-", alphanumeric at both ends');
+  .regex(
+    DNS_LABEL,
+    'must be a DNS label: lower-case letters, digits and "-", alphanumeric at both ends',
+  );
 
 export const dnsSubdomain = z
   .string()
@@ -37,7 +40,16 @@ export const podPath = absolutePath;
 /** A container image tag, as the registry accepts it (e.g. `1.5.0-gke.0`). */
 export const imageTag = z
   .string()
-  .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/, 'must be a container image tag such as 1.5.0-gke.0');
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+    'must be a container image tag such as 1.5.0-gke.0',
+  );
+
+/** A backup's id in the repository: a directory name, so no separators and no leading dot. */
+export const backupIdSchema = z
+  .string()
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a backup id (letters, digits, ".", "_", "-")');
 
 /** An etcd member number: the N of `kube-etcd-N`. */
 export const memberNumber = z.number().int().min(0).max(2);
@@ -54,15 +66,30 @@ const memberUrlTemplate = z
  */
 export const clusterProfileSchema = z.object({
   /** etcd client endpoint as seen from inside an etcd or utility pod (B2). */
-  etcdEndpoint: z.string().regex(/^https:\/\/[^\s,]+$/, 'must be an https URL').default('https://127.0.0.1:2379'),
+  etcdEndpoint: z
+    .string()
+    .regex(/^https:\/\/[^\s,]+$/, 'must be an https URL')
+    .default('https://127.0.0.1:2379'),
   /** Peer URL of member N (H5c); `{member}` is replaced by N. */
   peerUrlTemplate: memberUrlTemplate.default('https://kube-etcd-{member}.kube-etcd:2380'),
-  initialClusterToken: z.string().regex(/^[A-Za-z0-9._-]+$/).default('etcd-cluster-1'),
+  initialClusterToken: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcd-cluster-1'),
   /** Where the etcd Secret is mounted in etcd and utility pods. */
   certificatesDir: podPath.default('/etcd.local.config/certificates'),
-  caFile: z.string().regex(/^[A-Za-z0-9._-]+$/).default('etcdCA.crt'),
-  certFile: z.string().regex(/^[A-Za-z0-9._-]+$/).default('etcd.crt'),
-  keyFile: z.string().regex(/^[A-Za-z0-9._-]+$/).default('etcd.key'),
+  caFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcdCA.crt'),
+  certFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcd.crt'),
+  keyFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcd.key'),
   /** etcd's data directory inside the pods (the PVC's mount path). */
   dataDir: podPath.default('/var/lib/etcd'),
   /** Directory the runbook works in inside the pods (`/`). */
@@ -122,7 +149,7 @@ export type BackupUserClusterParams = z.output<typeof backupUserClusterInputSche
 
 /** A stored backup, as its manifest describes it. */
 export const backupRecordSchema = z.object({
-  id: z.string(),
+  id: backupIdSchema,
   userClusterName: dnsLabel,
   member: memberNumber,
   sourcePod: z.string(),
@@ -143,11 +170,15 @@ export const backupUserClusterResultSchema = z.object({
 });
 export type BackupUserClusterResult = z.infer<typeof backupUserClusterResultSchema>;
 
-/** Which backup to restore: one from the repository, or a snapshot file on the worker. */
-export const backupSourceSchema = z.union([
-  z.strictObject({ backupId: z.string().regex(/^[A-Za-z0-9._-]+$/, 'must be a backup id') }),
-  z.strictObject({ path: absolutePath }),
-]);
+/** Which backup to restore: one from the repository (`backupId`), or a snapshot file on the worker (`path`). */
+export const backupSourceSchema = z
+  .strictObject({
+    backupId: backupIdSchema.optional(),
+    path: absolutePath.optional(),
+  })
+  .refine((b) => (b.backupId === undefined) !== (b.path === undefined), {
+    message: 'give exactly one of backupId or path',
+  });
 export type BackupSource = z.infer<typeof backupSourceSchema>;
 
 export const restoreUserClusterInputSchema = z.strictObject({

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Finds, or installs, every tool the tests and the demo need, prints what it found with
+# versions, and writes their paths to .tools.json (read by test/harness). Idempotent: a
+# second run installs nothing and reuses the cached Temporal CLI build.
+#
+#   etcd, etcdctl   Debian etcd-server + etcd-client (real etcd behind the simulated pods)
+#   bwrap           Debian bubblewrap (the simulated kubelet's sandbox)
+#   openssl, unzip  certificates for the simulated cluster; kubectl peer extraction
+#   temporal        $TEMPORAL_CLI_PATH, else `temporal` on PATH, else a cached build of
+#                   `go install github.com/temporalio/cli/cmd/temporal@v1.5.1`
+set -euo pipefail
+
+TEMPORAL_CLI_VERSION=v1.5.1
+repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cache_dir=${ETCD_HA_RESTORE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/etcd-ha-restore}
+
+fail() { echo "provision: $*" >&2; exit 1; }
+say() { echo "provision: $*"; }
+
+node_ok=$(node -e 'const [a,b]=process.versions.node.split(".").map(Number); console.log(a>20||(a===20&&b>=19)?1:0)')
+[ "$node_ok" = 1 ] || fail "Node.js >= 20.19 is required (found $(node --version)); install a newer Node.js."
+
+apt_updated=
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+apt_install() {
+  if [ -z "$apt_updated" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+    apt_updated=1
+  fi
+  say "installing Debian packages: $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# ensure_command COMMAND DEBIAN_PACKAGE: the command, from the package when it is missing.
+ensure_command() {
+  local cmd=$1 pkg=$2
+  if ! command -v "$cmd" >/dev/null 2>&1; then
+    can_apt || fail "'$cmd' is missing: install the Debian/Ubuntu package '$pkg' (or its equivalent) and run again."
+    apt_install "$pkg"
+    command -v "$cmd" >/dev/null 2>&1 || fail "installed '$pkg' but '$cmd' is still not on PATH."
+  fi
+}
+
+ensure_command etcd etcd-server
+ensure_command etcdctl etcd-client
+ensure_command bwrap bubblewrap
+ensure_command openssl openssl
+ensure_command unzip unzip
+
+bwrap --ro-bind / / --dev /dev --proc /proc true 2>/dev/null ||
+  fail "bwrap cannot create a sandbox here (user namespaces disabled?); the simulated cluster needs it."
+
+# The Temporal CLI: an explicit path, one on PATH, or our cached build.
+temporal=
+if [ -n "${TEMPORAL_CLI_PATH:-}" ]; then
+  [ -x "$TEMPORAL_CLI_PATH" ] || fail "TEMPORAL_CLI_PATH=$TEMPORAL_CLI_PATH is not an executable file."
+  temporal=$TEMPORAL_CLI_PATH
+elif command -v temporal >/dev/null 2>&1; then
+  temporal=$(command -v temporal)
+else
+  temporal="$cache_dir/temporal-cli-$TEMPORAL_CLI_VERSION/temporal"
+  if [ ! -x "$temporal" ]; then
+    go=$(command -v go || true)
+    [ -n "$go" ] || [ ! -x /usr/local/go/bin/go ] || go=/usr/local/go/bin/go
+    [ -n "$go" ] || fail "no Temporal CLI found: install Go >= 1.24 (to build it) or set TEMPORAL_CLI_PATH to a 'temporal' binary."
+    say "building the Temporal CLI $TEMPORAL_CLI_VERSION with $("$go" version) (a few minutes, once)..."
+    build_dir=$(mktemp -d "$cache_dir.build.XXXXXX" 2>/dev/null || { mkdir -p "$cache_dir" && mktemp -d "$cache_dir/build.XXXXXX"; })
+    started=$(date +%s)
+    GOBIN=$build_dir CGO_ENABLED=0 "$go" install "github.com/temporalio/cli/cmd/temporal@$TEMPORAL_CLI_VERSION" ||
+      { rm -rf "$build_dir"; fail "building the Temporal CLI failed (see above); set TEMPORAL_CLI_PATH to skip the build."; }
+    mkdir -p "$(dirname "$temporal")"
+    mv "$build_dir/temporal" "$temporal" # rename: an interrupted build never leaves half a binary
+    rmdir "$build_dir"
+    say "built the Temporal CLI in $(($(date +%s) - started)) s"
+  fi
+fi
+temporal_version=$("$temporal" --version 2>&1 | head -n 1)
+case "$temporal_version" in
+*Server*) ;;
+*) fail "$temporal does not look like the Temporal CLI ('$temporal --version' said: $temporal_version)." ;;
+esac
+
+etcd_version=$(etcd --version | sed -n 's/^etcd Version: //p')
+etcdctl_version=$(etcdctl version | sed -n 's/^etcdctl version: //p')
+bwrap_version=$(bwrap --version | awk '{print $2}')
+
+say "node     $(node --version)"
+say "temporal $temporal ($temporal_version; built from $TEMPORAL_CLI_VERSION unless it came from PATH/TEMPORAL_CLI_PATH)"
+say "etcd     $(command -v etcd) ($etcd_version)"
+say "etcdctl  $(command -v etcdctl) ($etcdctl_version)"
+say "bwrap    $(command -v bwrap) ($bwrap_version)"
+say "openssl  $(command -v openssl) ($(openssl version | awk '{print $2}'))"
+
+cat >"$repo_root/.tools.json.tmp" <<EOF
+{
+  "temporal": "$temporal",
+  "temporalVersion": "$temporal_version",
+  "etcd": "$(command -v etcd)",
+  "etcdVersion": "$etcd_version",
+  "etcdctl": "$(command -v etcdctl)",
+  "etcdctlVersion": "$etcdctl_version",
+  "bwrap": "$(command -v bwrap)",
+  "bwrapVersion": "$bwrap_version"
+}
+EOF
+mv "$repo_root/.tools.json.tmp" "$repo_root/.tools.json"

@@ -1,0 +1,32 @@
+/** Builds the worker that runs every workflow and activity of this project. */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { type ActivityDeps, createActivities } from '../activities/index.js';
+
+/** The workflow bundle's entry: the TypeScript source when run from it, else the build. */
+export function workflowsPath(): string {
+  const source = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+  return existsSync(source)
+    ? source
+    : fileURLToPath(new URL('../workflows/index.js', import.meta.url));
+}
+
+export interface CreateWorkerOptions extends ActivityDeps {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  /** A prebuilt bundle (tests bundle once per process); bundled from source if absent. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+}
+
+export function createWorker(options: CreateWorkerOptions): Promise<Worker> {
+  const { connection, namespace, taskQueue, workflowBundle, ...deps } = options;
+  return Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    activities: createActivities(deps),
+    ...(workflowBundle ? { workflowBundle } : { workflowsPath: workflowsPath() }),
+  });
+}

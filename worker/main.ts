@@ -1,0 +1,32 @@
+/**
+ * The worker process: `npm run worker`. Configuration comes from the environment
+ * (see README); SIGINT/SIGTERM drain in-flight activities, then exit.
+ */
+import { NativeConnection } from '@temporalio/worker';
+import { loadWorkerConfig } from './config.js';
+import { createWorker } from './create-worker.js';
+
+async function main(): Promise<void> {
+  const config = loadWorkerConfig();
+  const connection = await NativeConnection.connect({ address: config.address });
+  try {
+    const worker = await createWorker({
+      connection,
+      namespace: config.namespace,
+      taskQueue: config.taskQueue,
+      defaultKubeconfig: config.adminKubeconfig,
+      defaultBackupDir: config.backupDir,
+    });
+    console.log(
+      `worker: polling task queue ${config.taskQueue} on ${config.address} (namespace ${config.namespace}); backups in ${config.backupDir}`,
+    );
+    await worker.run();
+  } finally {
+    await connection.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  console.error(`worker: ${error instanceof Error ? error.message : String(error)}`);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+/** Every workflow the worker registers; this file is the entry of the workflow bundle. */
+export { backupUserCluster } from './backup-user-cluster.js';
+export { restoreUserCluster } from './restore-user-cluster.js';
