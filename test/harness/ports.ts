@@ -1,16 +1,26 @@
-/** Free loopback ports for servers the tests start. */
+/** Free loopback ports for servers the tests start (free when asked; a race stays possible). */
 import { createServer } from 'node:net';
 
-/** A port the kernel just handed out on 127.0.0.1 (free at the time of asking). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** A port that is free on every given host right now (the OS picks it on the first). */
+export async function freePort(hosts: string[] = ['127.0.0.1']): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const [first, ...rest] = hosts;
+    const port = await listenAndClose(first ?? '127.0.0.1', 0);
+    if (port === undefined) continue;
+    const others = await Promise.all(rest.map((host) => listenAndClose(host, port)));
+    if (others.every((p) => p === port)) return port;
+  }
+  throw new Error(`no port free on all of ${hosts.join(', ')}`);
+}
+
+function listenAndClose(host: string, port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, host, () => {
       const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('no port assigned'))));
+      const bound = typeof address === 'object' && address ? address.port : undefined;
+      server.close(() => resolve(bound));
     });
   });
 }
