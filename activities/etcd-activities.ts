@@ -1,0 +1,232 @@
+/**
+ * Activities that run etcdctl inside the etcd and utility pods: snapshot save (B2) and
+ * status, member data replacement (R4–R6, H5c–H5e), and the health checks the runbook
+ * leaves to the operator.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import type { ClusterProfile } from '../workflows/schemas.js';
+import { type ClusterRef, kubeResolver } from './activity-kube.js';
+import { ActivityFailureType } from './errors.js';
+import {
+  type EndpointHealth,
+  type EndpointStatus,
+  endpointHealthCommand,
+  endpointStatusCommand,
+  parseEndpointHealth,
+  parseEndpointStatus,
+  parseSnapshotStatus,
+  type SnapshotStatus,
+  snapshotRestoreCommand,
+  snapshotSaveCommand,
+  snapshotStatusCommand,
+  withEnvArgv,
+} from './etcd-commands.js';
+import { type PodFile, statPodFile } from './kube/copy.js';
+import { CommandFailedError, execInPod, execInPodChecked } from './kube/exec.js';
+import {
+  discardOldMemberDataArgv,
+  memberDataPaths,
+  parseReplaceState,
+  RESTORE_INCOMPLETE_EXIT,
+  replaceMemberDataArgv,
+  UNEXPECTED_STATE_EXIT,
+} from './member-data.js';
+import { cancellationSignal, heartbeat } from './temporal-context.js';
+
+export interface PodRef extends ClusterRef {
+  pod: string;
+  container: string;
+}
+
+/** A snapshot file in a pod, described as the backup manifest needs it. */
+export interface SnapshotInPod {
+  path: string;
+  sizeBytes: number;
+  sha256: string;
+  status: SnapshotStatus;
+}
+
+/** What a healthy cluster must show; also what the restore's result lists. */
+export interface EtcdClusterState {
+  health: EndpointHealth[];
+  status: EndpointStatus[];
+}
+
+export function createEtcdActivities(deps: { defaultKubeconfig?: string }) {
+  const kubeFor = kubeResolver(deps.defaultKubeconfig);
+  const podFile = (input: PodRef, path: string): PodFile => ({
+    namespace: input.namespace,
+    pod: input.pod,
+    container: input.container,
+    path,
+  });
+
+  /** `snapshot status` of a file in the pod; a file etcdctl cannot read is corrupt. */
+  async function snapshotStatusInPod(input: PodRef, path: string): Promise<SnapshotStatus> {
+    const kube = kubeFor(input);
+    const result = await execInPod(kube.config, {
+      ...podFile(input, path),
+      argv: withEnvArgv(snapshotStatusCommand(path)),
+      signal: cancellationSignal(),
+    });
+    if (result.exitCode !== 0) {
+      throw ApplicationFailure.nonRetryable(
+        `snapshot ${input.pod}:${path} is not a valid etcd snapshot: ${result.stderr.trim().slice(-500)}`,
+        ActivityFailureType.CorruptSnapshot,
+      );
+    }
+    return parseSnapshotStatus(result.stdout);
+  }
+
+  return {
+    /**
+     * B1–B2: `etcdctl snapshot save` in the etcd pod, to a path unique to this backup. A
+     * retry finds a snapshot already saved there (etcdctl renames it into place only when
+     * complete) and describes it instead of saving another.
+     */
+    async saveSnapshotInPod(
+      input: PodRef & { profile: ClusterProfile; path: string },
+    ): Promise<SnapshotInPod> {
+      const kube = kubeFor(input);
+      heartbeat({ step: `etcdctl snapshot save in ${input.pod}` });
+      let file = await statPodFile(kube.config, podFile(input, input.path), cancellationSignal());
+      if (!file) {
+        await execInPodChecked(kube.config, {
+          ...podFile(input, input.path),
+          argv: withEnvArgv(snapshotSaveCommand(input.profile, input.path)),
+          signal: cancellationSignal(),
+        });
+        file = await statPodFile(kube.config, podFile(input, input.path), cancellationSignal());
+        if (!file)
+          throw new Error(
+            `etcdctl snapshot save succeeded but ${input.path} is missing in ${input.pod}`,
+          );
+      }
+      const status = await snapshotStatusInPod(input, input.path);
+      return { path: input.path, ...file, status };
+    },
+
+    /**
+     * Before anything is destroyed: the snapshot in the pod is the backup, byte for byte
+     * (sha256) and by etcd's own reading (hash, revision). Anything else is corrupt.
+     */
+    async checkSnapshotInPod(
+      input: PodRef & {
+        path: string;
+        expected: { sha256: string; etcdHash: number; revision: number };
+      },
+    ): Promise<SnapshotStatus> {
+      const kube = kubeFor(input);
+      const file = await statPodFile(kube.config, podFile(input, input.path), cancellationSignal());
+      if (file?.sha256 !== input.expected.sha256) {
+        throw ApplicationFailure.nonRetryable(
+          `snapshot ${input.pod}:${input.path} has sha256 ${file?.sha256 ?? '(missing)'}, the backup ${input.expected.sha256}`,
+          ActivityFailureType.CorruptSnapshot,
+        );
+      }
+      const status = await snapshotStatusInPod(input, input.path);
+      if (status.hash !== input.expected.etcdHash || status.revision !== input.expected.revision) {
+        throw ApplicationFailure.nonRetryable(
+          `snapshot ${input.pod}:${input.path} reads as hash ${status.hash} revision ${status.revision}; ` +
+            `the backup says hash ${input.expected.etcdHash} revision ${input.expected.revision}`,
+          ActivityFailureType.CorruptSnapshot,
+        );
+      }
+      return status;
+    },
+
+    /** Removes a file in a pod (H5f `rm snapshot.db`; the backup's file after the copy); gone is success. */
+    async removeFileInPod(input: PodRef & { path: string }): Promise<void> {
+      await execInPodChecked(kubeFor(input).config, {
+        ...podFile(input, input.path),
+        argv: ['rm', '-f', input.path],
+        signal: cancellationSignal(),
+      });
+    },
+
+    /**
+     * R4–R6, H5c–H5e in one restartable step (see member-data.ts): restore the snapshot
+     * with the member's identity into scratch space on its volume, then swap it in.
+     */
+    async replaceMemberData(
+      input: PodRef & {
+        profile: ClusterProfile;
+        member: number;
+        members: number;
+        snapshotPath: string;
+        token: string;
+        dropOldData: boolean;
+      },
+    ): Promise<'replaced' | 'already-replaced'> {
+      const kube = kubeFor(input);
+      heartbeat({ step: `replace data of member ${input.member} in ${input.pod}` });
+      const paths = memberDataPaths(input.profile.dataDir, input.token);
+      const restore = snapshotRestoreCommand(input.profile, {
+        file: input.snapshotPath,
+        member: input.member,
+        members: input.members,
+        dataDir: paths.scratch,
+      });
+      try {
+        const { stdout } = await execInPodChecked(kube.config, {
+          ...podFile(input, input.snapshotPath),
+          argv: replaceMemberDataArgv({
+            paths,
+            dropOldData: input.dropOldData,
+            restoreArgv: withEnvArgv(restore),
+          }),
+          signal: cancellationSignal(),
+        });
+        return parseReplaceState(stdout);
+      } catch (error) {
+        if (
+          error instanceof CommandFailedError &&
+          (error.exitCode === UNEXPECTED_STATE_EXIT || error.exitCode === RESTORE_INCOMPLETE_EXIT)
+        ) {
+          throw ApplicationFailure.nonRetryable(error.message, ActivityFailureType.ClusterState);
+        }
+        throw error;
+      }
+    },
+
+    /** After verification: remove the old data set aside by `replaceMemberData`. */
+    async discardOldMemberData(
+      input: PodRef & { profile: ClusterProfile; token: string },
+    ): Promise<void> {
+      const paths = memberDataPaths(input.profile.dataDir, input.token);
+      await execInPodChecked(kubeFor(input).config, {
+        ...podFile(input, paths.oldAside),
+        argv: discardOldMemberDataArgv(paths),
+        signal: cancellationSignal(),
+      });
+    },
+
+    /** `endpoint health` and `endpoint status` of every member, asked from inside an etcd pod. */
+    async readEtcdClusterState(
+      input: PodRef & { profile: ClusterProfile },
+    ): Promise<EtcdClusterState> {
+      const kube = kubeFor(input);
+      const run = (argv: string[]) =>
+        execInPod(kube.config, { ...podFile(input, '/'), argv, signal: cancellationSignal() });
+      // endpoint health exits 1 when a member is unhealthy, and still prints its JSON.
+      const health = await run(
+        withEnvArgv(endpointHealthCommand(input.profile, { cluster: true })),
+      );
+      const status = await run(
+        withEnvArgv(endpointStatusCommand(input.profile, { cluster: true })),
+      );
+      if (status.exitCode !== 0)
+        throw new CommandFailedError(
+          ['etcdctl', 'endpoint', 'status'],
+          status.exitCode,
+          status.stderr,
+        );
+      return {
+        health: parseEndpointHealth(health.stdout),
+        status: parseEndpointStatus(status.stdout),
+      };
+    },
+  };
+}
+
+export type EtcdActivities = ReturnType<typeof createEtcdActivities>;
