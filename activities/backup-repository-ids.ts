@@ -4,17 +4,14 @@
  * before they touch a path.
  */
 import { randomBytes } from 'node:crypto';
+import { formatBackupId } from '../workflows/naming.js';
 import { dnsLabel } from '../workflows/schemas.js';
 import { BackupFailureType, backupFailure } from './backup-repository-errors.js';
 
 const BACKUP_ID = /^[A-Za-z0-9._-]+$/;
 
 export function newBackupId(createdAt: Date = new Date()): string {
-  const stamp = createdAt
-    .toISOString()
-    .replace(/[-:]/g, '')
-    .replace(/\.\d+Z$/, 'Z');
-  return `${stamp}-${randomBytes(4).toString('hex')}`;
+  return formatBackupId(createdAt, randomBytes(4).toString('hex'));
 }
 
 /** A backup id safe to use as one path segment (no `/`, not `.` or `..`, no leading dot). */

@@ -113,6 +113,59 @@ export function createClusterActivities(deps: ClusterActivityDeps) {
       };
     },
 
+    /**
+     * Backup preflight (B1): the namespace, the etcd Secret, and a ready member to take
+     * the snapshot from — the one asked for, or kube-etcd-0 as the runbook does, or else
+     * the first ready member, saying why.
+     */
+    async findSnapshotSource(
+      input: ClusterRef & { profile: ClusterProfile; member?: number },
+    ): Promise<{
+      member: number;
+      pod: string;
+      nodeName?: string;
+      secretName: string;
+      reason: string;
+    }> {
+      const kube = kubeFor(input);
+      const { namespace, profile } = input;
+      const ns = await readOptional(() => kube.core.readNamespace({ name: namespace }));
+      if (!ns)
+        throw new ClusterStateError(`namespace ${namespace} does not exist in the admin cluster`);
+      const secretName = await findEtcdSecret(kube, namespace, profile.etcdSecretPrefix);
+      const members = await listMemberPods(kube, namespace, profile);
+      if (members.length === 0) {
+        throw new ClusterStateError(
+          `no ${profile.etcdStatefulSet}-N pod in namespace ${namespace}`,
+        );
+      }
+      const describe = (m: MemberPod) =>
+        `${m.name} (${m.waitingReason ?? m.phase ?? 'unknown'}${m.ready ? ', ready' : ''})`;
+      if (input.member !== undefined) {
+        const chosen = members.find((m) => m.member === input.member);
+        if (!chosen?.ready) {
+          throw new ClusterStateError(
+            `member ${input.member} was asked for, but ${chosen ? `${describe(chosen)} is not ready` : 'it has no pod'}`,
+          );
+        }
+        return { ...sourceOf(chosen), secretName, reason: `member ${input.member} as asked` };
+      }
+      const first = members.find((m) => m.member === 0);
+      if (first?.ready)
+        return { ...sourceOf(first), secretName, reason: 'kube-etcd-0, as the runbook does' };
+      const ready = members.find((m) => m.ready);
+      if (!ready) {
+        throw new ClusterStateError(
+          `no etcd member of ${namespace} is ready: ${members.map(describe).join(', ')}`,
+        );
+      }
+      return {
+        ...sourceOf(ready),
+        secretName,
+        reason: `${ready.name}: ${first ? describe(first) : 'kube-etcd-0 has no pod'}, so the first ready member`,
+      };
+    },
+
     /** The replica count a workload asks for; read before scaling it down (H3). */
     async readReplicas(input: WorkloadTarget): Promise<number> {
       return readWorkloadReplicas(kubeFor(input), input);
@@ -188,6 +241,10 @@ export function createClusterActivities(deps: ClusterActivityDeps) {
       );
     },
   };
+}
+
+function sourceOf(m: MemberPod) {
+  return { member: m.member, pod: m.name, nodeName: m.nodeName };
 }
 
 export type ClusterActivities = ReturnType<typeof createClusterActivities>;

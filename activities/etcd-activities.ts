@@ -8,12 +8,17 @@ import type { ClusterProfile } from '../workflows/schemas.js';
 import { type ClusterRef, kubeResolver } from './activity-kube.js';
 import { ActivityFailureType } from './errors.js';
 import {
+  type EndpointHashKv,
   type EndpointHealth,
   type EndpointStatus,
   endpointHealthCommand,
   endpointStatusCommand,
+  hashKvCommand,
+  keyCountCommand,
   parseEndpointHealth,
   parseEndpointStatus,
+  parseHashKv,
+  parseKeyCount,
   parseSnapshotStatus,
   type SnapshotStatus,
   snapshotRestoreCommand,
@@ -44,6 +49,13 @@ export interface SnapshotInPod {
   sizeBytes: number;
   sha256: string;
   status: SnapshotStatus;
+}
+
+/** Fingerprint of the keyspace at one revision. */
+export interface KeyspaceAt {
+  revision: number;
+  keyCount: number;
+  hashes: EndpointHashKv[];
 }
 
 /** What a healthy cluster must show; also what the restore's result lists. */
@@ -199,6 +211,31 @@ export function createEtcdActivities(deps: { defaultKubeconfig?: string }) {
         argv: discardOldMemberDataArgv(paths),
         signal: cancellationSignal(),
       });
+    },
+
+    /**
+     * The keyspace at `revision` as seen from inside an etcd pod: its key count, and the
+     * hashkv of the pod's own member or, with `cluster`, of every member.
+     */
+    async readKeyspaceAt(
+      input: PodRef & { profile: ClusterProfile; revision: number; cluster: boolean },
+    ): Promise<KeyspaceAt> {
+      const kube = kubeFor(input);
+      const run = (argv: string[]) =>
+        execInPodChecked(kube.config, {
+          ...podFile(input, '/'),
+          argv,
+          signal: cancellationSignal(),
+        });
+      const count = await run(withEnvArgv(keyCountCommand(input.profile, input.revision)));
+      const hashes = await run(
+        withEnvArgv(hashKvCommand(input.profile, input.revision, { cluster: input.cluster })),
+      );
+      return {
+        revision: input.revision,
+        keyCount: parseKeyCount(count.stdout),
+        hashes: parseHashKv(hashes.stdout),
+      };
     },
 
     /** `endpoint health` and `endpoint status` of every member, asked from inside an etcd pod. */

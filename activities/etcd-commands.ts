@@ -193,6 +193,58 @@ export function endpointStatusCommand(
   ]);
 }
 
+/**
+ * How many keys existed at `revision`: `get "" --prefix --keys-only --limit=1 --rev=R`.
+ * The response's `count` is the whole range's size even with a limit (etcdctl 3.4 has no
+ * --count-only). With `revision` 0, the current revision.
+ */
+export function keyCountCommand(
+  profile: ClusterProfile,
+  revision: number,
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return command(binary, [
+    ...connectionFlags(profile),
+    'get',
+    '',
+    '--prefix',
+    '--keys-only',
+    '--limit=1',
+    `--rev=${checkedRevision(revision)}`,
+    '-w',
+    'json',
+  ]);
+}
+
+/**
+ * `endpoint hashkv --rev=R -w json [--cluster]`: a hash of the key-value store up to
+ * revision R. Members restored from one snapshot agree on it, and agree with the member
+ * the snapshot was taken from.
+ */
+export function hashKvCommand(
+  profile: ClusterProfile,
+  revision: number,
+  options: EndpointQueryOptions = {},
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return command(binary, [
+    ...connectionFlags(profile),
+    'endpoint',
+    'hashkv',
+    `--rev=${checkedRevision(revision)}`,
+    '-w',
+    'json',
+    ...(options.cluster ? ['--cluster'] : []),
+  ]);
+}
+
+function checkedRevision(revision: number): number {
+  if (!Number.isSafeInteger(revision) || revision < 0) {
+    throw new Error(`etcdctl: revision must be a non-negative integer, got ${revision}`);
+  }
+  return revision;
+}
+
 // ---------------------------------------------------------------------------------------
 // Output parsers
 
@@ -331,6 +383,39 @@ export interface EndpointHealth {
 /** `endpoint health -w json` → `{ endpoint, health, error? }[]` (also printed when it exits 1). */
 export function parseEndpointHealth(stdout: string): EndpointHealth[] {
   return parseJsonOutput('endpoint health -w json', stdout, endpointHealthSchema);
+}
+
+const keyCountSchema = z
+  .object({ count: safeCount.optional() })
+  .transform(({ count }) => count ?? 0);
+
+/** `get ... --limit=1 -w json` → the number of keys in the range (etcd omits a zero count). */
+export function parseKeyCount(stdout: string): number {
+  return parseJsonOutput('get --keys-only --limit=1 -w json', stdout, keyCountSchema);
+}
+
+const hashKvSchema = z
+  .array(
+    z.object({
+      Endpoint: z.string().min(1),
+      HashKV: z.object({
+        header: z.object({ member_id: uint64, revision: safeCount }),
+        hash: safeCount.optional(),
+      }),
+    }),
+  )
+  .transform((entries) =>
+    entries.map(({ Endpoint, HashKV }) => ({
+      endpoint: Endpoint,
+      memberId: HashKV.header.member_id,
+      hash: HashKV.hash ?? 0,
+    })),
+  );
+export type EndpointHashKv = z.infer<typeof hashKvSchema>[number];
+
+/** `endpoint hashkv -w json` → `{ endpoint, memberId, hash }[]`. */
+export function parseHashKv(stdout: string): EndpointHashKv[] {
+  return parseJsonOutput('endpoint hashkv -w json', stdout, hashKvSchema);
 }
 
 /** etcd prints member ids in decimal in JSON and in hex elsewhere (member list, logs). */

@@ -45,7 +45,7 @@ describe('cluster profile', () => {
     });
     assert.equal(input.profile.etcdEndpoint, 'https://127.0.0.1:32379');
     assert.equal(input.profile.etcdStatefulSet, 'kube-etcd');
-    assert.equal(input.sourceMember, 0);
+    assert.equal(input.sourceMember, undefined);
   });
 });
 

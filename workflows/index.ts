@@ -1,3 +1,4 @@
 /** Every workflow the worker registers; this file is the entry of the workflow bundle. */
 export { backupUserCluster } from './backup-user-cluster.js';
+export { clusterLock } from './cluster-lock.js';
 export { restoreUserCluster } from './restore-user-cluster.js';

@@ -139,8 +139,8 @@ export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
 export const backupUserClusterInputSchema = z.strictObject({
   ...userClusterTarget,
-  /** Member to snapshot; the runbook uses kube-etcd-0. */
-  sourceMember: memberNumber.default(0),
+  /** Member to snapshot; if absent, kube-etcd-0 as the runbook does, or the first ready member. */
+  sourceMember: memberNumber.optional(),
   /** Applied after the backup is stored; absent = keep everything. */
   retention: retentionPolicySchema.optional(),
 });
@@ -159,6 +159,10 @@ export const backupRecordSchema = z.object({
   revision: z.number().int().nonnegative(),
   totalKeys: z.number().int().nonnegative(),
   etcdHash: z.number().int().nonnegative(),
+  /** Keys in the keyspace at `revision`, read from the source member when the backup was taken. */
+  keyCount: z.number().int().nonnegative().optional(),
+  /** `etcdctl endpoint hashkv --rev=<revision>` of the source member: what a restore must reproduce. */
+  kvHash: z.number().int().nonnegative().optional(),
   snapshotPath: absolutePath,
   toolVersions: z.record(z.string(), z.string()),
 });

@@ -1,0 +1,121 @@
+/**
+ * What a person watching the Web UI sees: the workflow's current details (markdown, kept
+ * up to date at each step), the `progress` query, and the search attributes that let the
+ * workflow list be filtered by user cluster, operation and outcome.
+ */
+import {
+  defineQuery,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import {
+  EtcdOperation,
+  EtcdOutcome,
+  type Operation,
+  type Outcome,
+  UserClusterName,
+} from './search-attributes.js';
+
+export interface ProgressView {
+  operation: Operation;
+  userClusterName: string;
+  /** Runbook step id and what it does, e.g. "H3 scale kube-apiserver to 0". */
+  step: string;
+  outcome: Outcome;
+  /** Per-member state, for restores. */
+  members: Record<string, string>;
+  /** Facts worth keeping in view: bytes copied, snapshot revision, what was saved. */
+  facts: Record<string, string>;
+  /** Steps done, oldest first, with workflow time. */
+  log: string[];
+}
+
+export const progressQuery = defineQuery<ProgressView>('progress');
+
+export class Progress {
+  private readonly view: ProgressView;
+
+  constructor(
+    operation: Operation,
+    userClusterName: string,
+    private readonly title: string,
+    private readonly limits: string,
+  ) {
+    this.view = {
+      operation,
+      userClusterName,
+      step: 'starting',
+      outcome: 'running',
+      members: {},
+      facts: {},
+      log: [],
+    };
+    setHandler(progressQuery, () => this.view);
+    upsertSearchAttributes([
+      { key: UserClusterName, value: userClusterName },
+      { key: EtcdOperation, value: operation },
+      { key: EtcdOutcome, value: 'running' },
+    ]);
+    this.render();
+  }
+
+  /** Enters a runbook step: shown at once, and logged. */
+  step(step: string): void {
+    this.view.step = step;
+    this.view.log.push(`${clock()} ${step}`);
+    this.render();
+  }
+
+  fact(name: string, value: string | number): void {
+    this.view.facts[name] = String(value);
+    this.render();
+  }
+
+  member(member: number, state: string): void {
+    this.view.members[`kube-etcd-${member}`] = state;
+    this.render();
+  }
+
+  note(line: string): void {
+    this.view.log.push(`${clock()} ${line}`);
+    this.render();
+  }
+
+  finish(outcome: Outcome, line: string): void {
+    this.view.outcome = outcome;
+    this.view.step = line;
+    this.view.log.push(`${clock()} ${line}`);
+    upsertSearchAttributes([{ key: EtcdOutcome, value: outcome }]);
+    this.render();
+  }
+
+  private render(): void {
+    const v = this.view;
+    const lines = [`**${this.title}** — ${v.outcome}`, '', `**Now:** ${v.step}`];
+    const members = Object.entries(v.members);
+    if (members.length > 0) {
+      lines.push(
+        '',
+        '| member | state |',
+        '| --- | --- |',
+        ...members.map(([m, s]) => `| ${m} | ${s} |`),
+      );
+    }
+    const facts = Object.entries(v.facts);
+    if (facts.length > 0) lines.push('', ...facts.map(([k, value]) => `- ${k}: ${value}`));
+    lines.push('', '**Steps**', ...v.log.slice(-30).map((l) => `- ${l}`), '', `_${this.limits}_`);
+    setCurrentDetails(lines.join('\n'));
+  }
+}
+
+/** Workflow time (deterministic), HH:MM:SS UTC. */
+function clock(): string {
+  return new Date().toISOString().slice(11, 19);
+}
+
+/** Runs since the workflow started, for log lines that need more than the clock. */
+export function elapsedSeconds(): number {
+  return Math.round((Date.now() - workflowInfo().startTime.getTime()) / 1000);
+}
