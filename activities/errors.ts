@@ -38,20 +38,3 @@ export function classifyActivityError(error: unknown): unknown {
   }
   return error;
 }
-
-/** Wraps every function of an activity object so its errors are classified. */
-export function withErrorClassification<
-  T extends Record<string, (...args: never[]) => Promise<unknown>>,
->(activities: T): T {
-  const wrapped: Record<string, unknown> = {};
-  for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = async (...args: never[]) => {
-      try {
-        return await fn(...args);
-      } catch (error) {
-        throw classifyActivityError(error);
-      }
-    };
-  }
-  return wrapped as T;
-}

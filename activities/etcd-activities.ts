@@ -3,9 +3,11 @@
  * status, member data replacement (R4–R6, H5c–H5e), and the health checks the runbook
  * leaves to the operator.
  */
+
+import type { KubeConfig } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ClusterProfile } from '../workflows/schemas.js';
-import { type ClusterRef, kubeResolver } from './activity-kube.js';
+import { activityWait, type ClusterRef, kubeResolver } from './activity-kube.js';
 import { ActivityFailureType } from './errors.js';
 import {
   type EndpointHashKv,
@@ -28,6 +30,7 @@ import {
 } from './etcd-commands.js';
 import { type PodFile, statPodFile } from './kube/copy.js';
 import { CommandFailedError, execInPod, execInPodChecked } from './kube/exec.js';
+import { waitUntil } from './kube/wait.js';
 import {
   discardOldMemberDataArgv,
   memberDataPaths,
@@ -58,10 +61,28 @@ export interface KeyspaceAt {
   hashes: EndpointHashKv[];
 }
 
-/** What a healthy cluster must show; also what the restore's result lists. */
-export interface EtcdClusterState {
+/** What the members say of themselves: health, cluster IDs and revisions. */
+export interface EtcdHealthReport {
   health: EndpointHealth[];
-  status: EndpointStatus[];
+  clusterIds: string[];
+  revisions: number[];
+}
+
+/** `endpoint health` and `endpoint status` of every member, asked from inside an etcd pod. */
+async function readClusterState(
+  config: KubeConfig,
+  target: PodFile & { profile: ClusterProfile },
+): Promise<{ health: EndpointHealth[]; status: EndpointStatus[] }> {
+  const run = (argv: string[]) =>
+    execInPod(config, { ...target, argv, signal: cancellationSignal() });
+  // Both exit 1 when a member is unhealthy or silent, and still print JSON for the others.
+  const health = await run(withEnvArgv(endpointHealthCommand(target.profile, { cluster: true })));
+  const status = await run(withEnvArgv(endpointStatusCommand(target.profile, { cluster: true })));
+  if (health.stdout.trim() === '')
+    throw new CommandFailedError(['etcdctl', 'endpoint', 'health'], health.exitCode, health.stderr);
+  if (status.stdout.trim() === '')
+    throw new CommandFailedError(['etcdctl', 'endpoint', 'status'], status.exitCode, status.stderr);
+  return { health: parseEndpointHealth(health.stdout), status: parseEndpointStatus(status.stdout) };
 }
 
 export function createEtcdActivities(deps: { defaultKubeconfig?: string }) {
@@ -238,30 +259,39 @@ export function createEtcdActivities(deps: { defaultKubeconfig?: string }) {
       };
     },
 
-    /** `endpoint health` and `endpoint status` of every member, asked from inside an etcd pod. */
-    async readEtcdClusterState(
-      input: PodRef & { profile: ClusterProfile },
-    ): Promise<EtcdClusterState> {
+    /**
+     * R8: waits until `members` members answer healthy, asked from inside an etcd pod
+     * (`endpoint health --cluster`, `endpoint status --cluster`), heartbeating what it sees.
+     */
+    async waitEtcdHealthy(
+      input: PodRef & { profile: ClusterProfile; members: number; timeoutMs: number },
+    ): Promise<EtcdHealthReport> {
       const kube = kubeFor(input);
-      const run = (argv: string[]) =>
-        execInPod(kube.config, { ...podFile(input, '/'), argv, signal: cancellationSignal() });
-      // endpoint health exits 1 when a member is unhealthy, and still prints its JSON.
-      const health = await run(
-        withEnvArgv(endpointHealthCommand(input.profile, { cluster: true })),
+      let report: EtcdHealthReport | undefined;
+      await waitUntil(
+        `${input.members} healthy etcd members`,
+        async () => {
+          const state = await readClusterState(kube.config, {
+            ...podFile(input, '/'),
+            profile: input.profile,
+          }).catch((error: unknown) => (error instanceof Error ? error : new Error(String(error))));
+          if (state instanceof Error)
+            return { done: false, waitingFor: state.message.slice(0, 300) };
+          const healthy = state.health.filter((h) => h.health).length;
+          report = {
+            health: state.health,
+            clusterIds: [...new Set(state.status.map((s) => s.clusterId))],
+            revisions: state.status.map((s) => s.revision),
+          };
+          const done = healthy === input.members && state.status.length === input.members;
+          return {
+            done,
+            waitingFor: `${healthy}/${input.members} healthy, ${state.status.length} answering status`,
+          };
+        },
+        activityWait('wait for healthy etcd', input.timeoutMs),
       );
-      const status = await run(
-        withEnvArgv(endpointStatusCommand(input.profile, { cluster: true })),
-      );
-      if (status.exitCode !== 0)
-        throw new CommandFailedError(
-          ['etcdctl', 'endpoint', 'status'],
-          status.exitCode,
-          status.stderr,
-        );
-      return {
-        health: parseEndpointHealth(health.stdout),
-        status: parseEndpointStatus(status.stdout),
-      };
+      return report as EtcdHealthReport;
     },
   };
 }

@@ -14,7 +14,9 @@
  * instruction leaves the old data (in place or aside) and, once step 1 is done, the
  * complete new data: never a mix, never nothing. The old data stays aside until the
  * workflow has verified the cluster and calls `discard`, unless the caller asks to drop
- * it at once (volumes without room), as the runbook does.
+ * it right after the swap, as the runbook's `rm -r` does. (That frees the room sooner; the
+ * restore itself still needs room for the old and the new data at once.) The marker
+ * outlives `discard`, so a late or repeated run can never replace the data a second time.
  *
  * The member's etcd must not run meanwhile: the workflow stops every member (kube-etcd
  * scaled to 0) before any data is replaced. `flock` makes two runs for the same member
@@ -57,6 +59,10 @@ if [ -e "$M" ]; then finish already-replaced; exit 0; fi
 if [ -e "$R/.complete" ] && [ ! -e "$R/member" ] && [ -e "$D/member" ]; then
   sync; : > "$M"; sync; finish replaced; exit 0
 fi
+if [ -e "$D/member" ] && [ -e "$O/member" ]; then
+  echo "both $D/member and $O/member exist: something else wrote the data directory" >&2
+  exit ${UNEXPECTED_STATE_EXIT}
+fi
 if [ ! -e "$R/.complete" ] || [ ! -e "$R/member" ]; then
   rm -rf "$R"
   "$@"
@@ -64,15 +70,11 @@ if [ ! -e "$R/.complete" ] || [ ! -e "$R/member" ]; then
   sync; : > "$R/.complete"; sync
 fi
 if [ -e "$D/member" ]; then
-  if [ -e "$O/member" ]; then
-    echo "both $D/member and $O/member exist: something else wrote the data directory" >&2
-    exit ${UNEXPECTED_STATE_EXIT}
-  fi
   mkdir -p "$O"
-  mv "$D/member" "$O/member"
+  mv -T "$D/member" "$O/member"
   sync
 fi
-mv "$R/member" "$D/member"
+mv -T "$R/member" "$D/member"
 sync; : > "$M"; sync
 finish replaced
 `;
@@ -101,19 +103,13 @@ export function replaceMemberDataArgv(options: {
   ];
 }
 
-/** argv that removes the old data set aside and the bookkeeping files of one replacement. */
+/**
+ * argv that removes the old data set aside (and any scratch left) by one replacement,
+ * under the same lock. The marker stays: it is what says this replacement is done.
+ */
 export function discardOldMemberDataArgv(paths: MemberDataPaths): string[] {
-  const script = 'rm -rf "$1" "$2" "$3" "$4"; sync';
-  return [
-    'sh',
-    '-c',
-    script,
-    'discard-old-member-data',
-    paths.oldAside,
-    paths.scratch,
-    paths.marker,
-    paths.lock,
-  ];
+  const script = 'exec 9>"$1"; flock 9; rm -rf "$2" "$3"; sync';
+  return ['sh', '-c', script, 'discard-old-member-data', paths.lock, paths.oldAside, paths.scratch];
 }
 
 /** The state line the script printed. */

@@ -3,17 +3,19 @@
  * Schedule of each user cluster. Inputs are validated here with the same schemas the
  * workflows use, so a typo fails before anything is started.
  */
+import { randomUUID } from 'node:crypto';
 import {
   Client,
   Connection,
   type ScheduleHandle,
   ScheduleOverlapPolicy,
   type ScheduleSpec,
-  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import type { z } from 'zod';
 import { BACKUP_LIMITS, type backupUserCluster } from '../workflows/backup-user-cluster.js';
 import { compactTimestamp } from '../workflows/naming.js';
+import { RESTORE_LIMITS } from '../workflows/restore-user-cluster.js';
 import {
   type BackupUserClusterInput,
   backupUserClusterInputSchema,
@@ -64,11 +66,11 @@ export class EtcdOpsClient {
   /** Starts a backup (SPEC B1–B4); the id says which cluster and when. */
   async startBackup(
     input: BackupUserClusterInput,
-  ): Promise<WorkflowHandle<typeof backupUserCluster>> {
+  ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof backupUserCluster>> {
     const params = validate(backupUserClusterInputSchema, input);
     return this.client.workflow.start('backupUserCluster', {
       taskQueue: this.taskQueue,
-      workflowId: `etcd-backup-${params.userClusterName}-${timestamp()}`,
+      workflowId: `etcd-backup-${params.userClusterName}-${timestamp()}-${suffix()}`,
       args: [input],
       staticSummary: `Back up etcd of user cluster ${params.userClusterName}`,
       staticDetails: BACKUP_LIMITS,
@@ -76,12 +78,14 @@ export class EtcdOpsClient {
   }
 
   /** Starts a restore (SPEC R1–R9 or H1–H9). */
-  async startRestore(input: RestoreUserClusterInput): Promise<WorkflowHandle> {
+  async startRestore(
+    input: RestoreUserClusterInput,
+  ): Promise<WorkflowHandleWithFirstExecutionRunId> {
     const params = validate(restoreUserClusterInputSchema, input);
     const from = params.backup.backupId ?? params.backup.path;
     return this.client.workflow.start('restoreUserCluster', {
       taskQueue: this.taskQueue,
-      workflowId: `etcd-restore-${params.userClusterName}-${timestamp()}`,
+      workflowId: `etcd-restore-${params.userClusterName}-${timestamp()}-${suffix()}`,
       args: [input],
       staticSummary: `Restore etcd of user cluster ${params.userClusterName} from ${from}`,
       staticDetails: RESTORE_LIMITS,
@@ -148,12 +152,6 @@ export class EtcdOpsClient {
   }
 }
 
-/** The runbook's preconditions and limits of a restore, shown with every restore. */
-export const RESTORE_LIMITS =
-  'Diagnose and fix the cluster before restoring: restoring a broken cluster can recreate or worsen problems. ' +
-  'A cluster cannot be restored after a failed upgrade, and a deleted cluster cannot be restored this way. ' +
-  'Workloads scheduled after the backup are not restored.';
-
 function cadenceSpec(cadence: BackupCadence): ScheduleSpec {
   return 'interval' in cadence
     ? { intervals: [{ every: cadence.interval as `${number}${string}` }] }
@@ -169,4 +167,12 @@ function validate<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
 
 function timestamp(): string {
   return compactTimestamp(new Date());
+}
+
+/**
+ * Ids are to the second: without a suffix, two starts in the same second collide and the
+ * second fails with "workflow already started" instead of the cluster lock's ClusterBusy.
+ */
+function suffix(): string {
+  return randomUUID().slice(0, 8);
 }

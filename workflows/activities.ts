@@ -31,5 +31,5 @@ export const long = proxyActivities<Activities>({
 export const persistent = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout: '30 seconds',
-  retry: { ...retry, maximumInterval: '1 minute', maximumAttempts: 0 },
+  retry: { ...retry, maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
 });

@@ -12,6 +12,7 @@ import {
   type BackupUserClusterInput,
   type BackupUserClusterResult,
   backupUserClusterInputSchema,
+  memberProfile,
 } from './schemas.js';
 
 /** The runbook's limits, shown wherever a person looks at a backup. */
@@ -36,7 +37,14 @@ export async function backupUserCluster(
   progress.fact('backup id', backupId);
 
   progress.step('lock: one backup or restore of this cluster at a time');
-  const release = await acquireClusterLock(userClusterName, 'backup');
+  let release: () => Promise<void>;
+  try {
+    release = await acquireClusterLock(userClusterName, 'backup');
+  } catch (error) {
+    // Refused (ClusterBusy): say so, or the Web UI would list this run as running forever.
+    progress.finish('failed', `backup refused: ${describe(error)}`);
+    throw error;
+  }
   let snapshotInPod: { pod: string; path: string } | undefined;
   try {
     progress.step('B1 preflight: namespace, etcd Secret, a ready member to snapshot');
@@ -46,13 +54,15 @@ export async function backupUserCluster(
     );
     progress.fact('source', `${source.pod} on node ${source.nodeName ?? '?'} (${source.reason})`);
     const pod = { ...cluster, pod: source.pod, container: profile.etcdContainer };
+    // etcdctl in the pod talks to its own member (see memberProfile).
+    const sourceProfile = memberProfile(profile, source.member);
 
     progress.step(`B2 etcdctl snapshot save in ${source.pod}`);
     const path = podJoin(profile.workDir, `snapshot-${backupId}.db`);
     snapshotInPod = { pod: source.pod, path };
     const snapshot = await long.saveSnapshotInPod.executeWithOptions(
       { summary: `B2 etcdctl snapshot save ${path} in ${source.pod}` },
-      [{ ...pod, profile, path }],
+      [{ ...pod, profile: sourceProfile, path }],
     );
     const { revision, totalKey, hash } = snapshot.status;
     progress.fact(
@@ -61,7 +71,7 @@ export async function backupUserCluster(
     );
     const keyspace = await quick.readKeyspaceAt.executeWithOptions(
       { summary: `keyspace of ${source.pod} at revision ${revision}` },
-      [{ ...pod, profile, revision, cluster: false }],
+      [{ ...pod, profile: sourceProfile, revision, cluster: false }],
     );
 
     progress.step('B3 copy the snapshot out of the pod');

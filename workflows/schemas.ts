@@ -65,7 +65,10 @@ const memberUrlTemplate = z
  * the defaults; the simulated cluster supplies its own. Everything else is one code path.
  */
 export const clusterProfileSchema = z.object({
-  /** etcd client endpoint as seen from inside an etcd or utility pod (B2). */
+  /**
+   * etcd client endpoint as seen from inside member N's etcd or utility pod (B2). May
+   * contain `{member}` where the members' pods share one network (the simulated cluster).
+   */
   etcdEndpoint: z
     .string()
     .regex(/^https:\/\/[^\s,]+$/, 'must be an https URL')
@@ -114,6 +117,11 @@ export const clusterProfileSchema = z.object({
   clusterNameLabel: z.string().default('kubernetes.googleapis.com/cluster-name'),
 });
 export type ClusterProfile = z.infer<typeof clusterProfileSchema>;
+
+/** The profile as seen from member N's pods: `{member}` in the endpoint replaced by N. */
+export function memberProfile(profile: ClusterProfile, member: number): ClusterProfile {
+  return { ...profile, etcdEndpoint: profile.etcdEndpoint.replaceAll('{member}', String(member)) };
+}
 
 /** Fields every operation on a user cluster shares. */
 const userClusterTarget = {

@@ -1,0 +1,464 @@
+/**
+ * Control loops: scheduler, PVC provisioner, StatefulSet, Deployment and PDB status, and
+ * namespace deletion. Each pass reads the store and writes only what differs.
+ */
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { pvcDir } from './kubelet.js';
+import { ApiError, matchesSelector, resourceByPlural, type Store } from './store.js';
+import {
+  clone,
+  type Deployment,
+  type KObject,
+  type NodeObj,
+  type Pdb,
+  type Pod,
+  type PodTemplate,
+  type Pvc,
+  type StatefulSet,
+} from './types.js';
+
+function def(group: string, plural: string) {
+  const d = resourceByPlural(group, plural);
+  if (!d) throw new Error(`no resource ${plural}`);
+  return d;
+}
+const PODS = def('', 'pods');
+const NODES = def('', 'nodes');
+const PVCS = def('', 'persistentvolumeclaims');
+const NAMESPACES = def('', 'namespaces');
+const STS = def('apps', 'statefulsets');
+const DEPLOY = def('apps', 'deployments');
+const PDBS = def('policy', 'poddisruptionbudgets');
+const SECRETS = def('', 'secrets');
+
+export const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
+
+export function isReady(pod: Pod): boolean {
+  return (
+    !pod.metadata.deletionTimestamp &&
+    pod.status?.phase === 'Running' &&
+    (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
+function templateHash(t: PodTemplate): string {
+  return createHash('sha256').update(JSON.stringify(t)).digest('hex').slice(0, 10);
+}
+
+function ownerRef(owner: KObject) {
+  return {
+    apiVersion: owner.apiVersion ?? '',
+    kind: owner.kind ?? '',
+    name: owner.metadata.name ?? '',
+    uid: owner.metadata.uid ?? '',
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+function ownedBy(o: KObject, owner: KObject): boolean {
+  return (o.metadata.ownerReferences ?? []).some((r) => r.uid === owner.metadata.uid);
+}
+
+function setStatus<T extends KObject>(
+  store: Store,
+  d: ReturnType<typeof def>,
+  obj: T,
+  status: Record<string, unknown>,
+): void {
+  if (JSON.stringify(obj.status) === JSON.stringify(status)) return;
+  const o: KObject = clone(obj);
+  o.status = status;
+  delete o.metadata.resourceVersion;
+  try {
+    store.update(d, o);
+  } catch (e) {
+    if (!(e instanceof ApiError)) throw e;
+  }
+}
+
+export class Controllers {
+  constructor(
+    private readonly store: Store,
+    private readonly root: string,
+  ) {}
+
+  async sync(): Promise<void> {
+    this.provisionPvcs();
+    await this.reclaimPvcs();
+    this.statefulSets();
+    this.deployments();
+    this.schedule();
+    this.pdbs();
+    this.namespaces();
+  }
+
+  private provisionPvcs(): void {
+    for (const pvc of this.store.list<Pvc>(PVCS)) {
+      if (pvc.status?.phase === 'Bound') continue;
+      const spec = pvc.spec as {
+        resources?: { requests?: { storage?: string } };
+        accessModes?: string[];
+      };
+      setStatus(this.store, PVCS, pvc, {
+        phase: 'Bound',
+        accessModes: spec.accessModes ?? ['ReadWriteOnce'],
+        capacity: { storage: spec.resources?.requests?.storage ?? '1Gi' },
+      });
+    }
+  }
+
+  private readonly knownPvcDirs = new Map<string, string>();
+  private async reclaimPvcs(): Promise<void> {
+    const live = new Set<string>();
+    const pods = this.store.list<Pod>(PODS);
+    for (const pvc of this.store.list<Pvc>(PVCS)) {
+      // kubernetes.io/pvc-protection: a deleted claim goes once no pod uses it.
+      if (
+        pvc.metadata.deletionTimestamp &&
+        !pods.some(
+          (p) =>
+            p.metadata.namespace === pvc.metadata.namespace &&
+            (p.spec.volumes ?? []).some(
+              (v) => v.persistentVolumeClaim?.claimName === pvc.metadata.name,
+            ),
+        )
+      ) {
+        this.store.remove(PVCS, pvc.metadata.namespace, pvc.metadata.name ?? '');
+        continue;
+      }
+      const uid = pvc.metadata.uid ?? '';
+      live.add(uid);
+      this.knownPvcDirs.set(uid, pvcDir(this.root, pvc));
+    }
+    for (const [uid, dir] of this.knownPvcDirs) {
+      if (!live.has(uid)) {
+        this.knownPvcDirs.delete(uid);
+        await rm(dir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  /** Binds pending pods to nodes: nodeSelector, the node a PVC lives on, required anti-affinity. */
+  private schedule(): void {
+    const nodes = this.store.list<NodeObj>(NODES);
+    const pods = this.store.list<Pod>(PODS);
+    for (const pod of pods) {
+      if (pod.spec.nodeName || pod.metadata.deletionTimestamp) continue;
+      const ns = pod.metadata.namespace ?? '';
+      const reasons: string[] = [];
+      let pinned: string | undefined;
+      let missing: string | undefined;
+      for (const v of pod.spec.volumes ?? []) {
+        if (!v.persistentVolumeClaim) continue;
+        const pvc = this.store.get<Pvc>(PVCS, ns, v.persistentVolumeClaim.claimName);
+        if (!pvc) missing = v.persistentVolumeClaim.claimName;
+        else pinned = pvc.metadata.annotations?.[SELECTED_NODE] ?? pinned;
+      }
+      const candidates = nodes.filter((n) => {
+        const labels = n.metadata.labels ?? {};
+        if (!Object.entries(pod.spec.nodeSelector ?? {}).every(([k, v]) => labels[k] === v)) {
+          reasons.push(`${n.metadata.name}: node(s) didn't match Pod's node affinity/selector`);
+          return false;
+        }
+        if (pinned && n.metadata.name !== pinned) {
+          reasons.push(`${n.metadata.name}: node(s) had volume node affinity conflict`);
+          return false;
+        }
+        for (const term of pod.spec.affinity?.podAntiAffinity
+          ?.requiredDuringSchedulingIgnoredDuringExecution ?? []) {
+          const key = term.topologyKey;
+          const value = labels[key];
+          const clash = pods.some(
+            (other) =>
+              other.metadata.uid !== pod.metadata.uid &&
+              other.metadata.namespace === ns &&
+              other.spec.nodeName &&
+              !other.metadata.deletionTimestamp &&
+              matchesSelector(term.labelSelector, other.metadata.labels) &&
+              nodes.find((x) => x.metadata.name === other.spec.nodeName)?.metadata.labels?.[key] ===
+                value,
+          );
+          if (clash) {
+            reasons.push(`${n.metadata.name}: node(s) didn't match pod anti-affinity rules`);
+            return false;
+          }
+        }
+        return true;
+      });
+      const load = (name: string | undefined) =>
+        pods.filter((p) => p.spec.nodeName === name).length;
+      candidates.sort((a, b) => load(a.metadata.name) - load(b.metadata.name));
+      const chosen = missing ? undefined : candidates[0];
+      const current = this.store.get<Pod>(PODS, ns, pod.metadata.name ?? '');
+      if (!current) continue;
+      delete current.metadata.resourceVersion;
+      if (!chosen) {
+        const message = missing
+          ? `persistentvolumeclaim "${missing}" not found`
+          : `0/${nodes.length} nodes are available: ${[...new Set(reasons)].length} ${reasons.length ? 'node(s) did not fit' : 'no nodes'}.`;
+        current.status = {
+          phase: 'Pending',
+          conditions: [
+            {
+              type: 'PodScheduled',
+              status: 'False',
+              reason: 'Unschedulable',
+              message,
+              lastProbeTime: null,
+              lastTransitionTime:
+                current.status?.conditions?.[0]?.lastTransitionTime ?? new Date().toISOString(),
+            },
+          ],
+          qosClass: 'BestEffort',
+        };
+        this.store.update(PODS, current);
+        continue;
+      }
+      current.spec.nodeName = chosen.metadata.name;
+      current.status = { phase: 'Pending', qosClass: 'BestEffort' };
+      this.store.update(PODS, current);
+      pods.splice(
+        pods.findIndex((p) => p.metadata.uid === pod.metadata.uid),
+        1,
+        current,
+      );
+      for (const v of pod.spec.volumes ?? []) {
+        if (!v.persistentVolumeClaim) continue;
+        const pvc = this.store.get<Pvc>(PVCS, ns, v.persistentVolumeClaim.claimName);
+        if (pvc && !pvc.metadata.annotations?.[SELECTED_NODE]) {
+          pvc.metadata.annotations = {
+            ...pvc.metadata.annotations,
+            [SELECTED_NODE]: chosen.metadata.name ?? '',
+          };
+          delete pvc.metadata.resourceVersion;
+          this.store.update(PVCS, pvc);
+        }
+      }
+    }
+  }
+
+  private statefulSets(): void {
+    for (const sts of this.store.list<StatefulSet>(STS)) {
+      const ns = sts.metadata.namespace ?? '';
+      const name = sts.metadata.name ?? '';
+      const replicas = sts.spec.replicas ?? 1;
+      const revision = `${name}-${templateHash(sts.spec.template)}`;
+      const pods = this.store
+        .list<Pod>(PODS, ns)
+        .filter((p) => ownedBy(p, sts))
+        .map((p) => ({ pod: p, ordinal: Number((p.metadata.name ?? '').slice(name.length + 1)) }));
+      const byOrdinal = new Map(pods.map((p) => [p.ordinal, p.pod]));
+      const parallel = sts.spec.podManagementPolicy === 'Parallel';
+      // Create missing pods (and their claims).
+      for (let i = 0; i < replicas; i++) {
+        if (byOrdinal.has(i)) continue;
+        if (!parallel) {
+          const earlierNotReady = [...Array(i).keys()].some((j) => {
+            const p = byOrdinal.get(j);
+            return !p || !isReady(p);
+          });
+          if (earlierNotReady) break;
+        }
+        const podName = `${name}-${i}`;
+        const volumes = [...(sts.spec.template.spec.volumes ?? [])];
+        for (const vct of sts.spec.volumeClaimTemplates ?? []) {
+          const claimName = `${vct.metadata.name}-${podName}`;
+          if (!this.store.get(PVCS, ns, claimName)) {
+            this.store.create<Pvc>(PVCS, {
+              metadata: {
+                name: claimName,
+                namespace: ns,
+                labels: { ...(sts.spec.selector.matchLabels ?? {}) },
+              },
+              spec: clone((vct as Pvc).spec ?? {}),
+            });
+          }
+          volumes.push({ name: vct.metadata.name ?? '', persistentVolumeClaim: { claimName } });
+        }
+        const t = clone(sts.spec.template);
+        this.store.create<Pod>(PODS, {
+          metadata: {
+            ...(t.metadata ?? {}),
+            name: podName,
+            namespace: ns,
+            labels: {
+              ...(t.metadata?.labels ?? {}),
+              'controller-revision-hash': revision,
+              'statefulset.kubernetes.io/pod-name': podName,
+              'apps.kubernetes.io/pod-index': String(i),
+            },
+            ownerReferences: [ownerRef(sts)],
+          },
+          spec: { ...t.spec, volumes, hostname: podName, subdomain: sts.spec.serviceName },
+          status: { phase: 'Pending', qosClass: 'BestEffort' },
+        });
+        byOrdinal.set(i, this.store.mustGet<Pod>(PODS, ns, podName));
+        if (!parallel) break;
+      }
+      // Scale down: highest ordinal first.
+      const excess = [...byOrdinal.entries()]
+        .filter(([i]) => i >= replicas)
+        .sort((a, b) => b[0] - a[0]);
+      for (const [, p] of excess) {
+        if (!p.metadata.deletionTimestamp) this.deletePod(p);
+        if (!parallel) break;
+      }
+      // Rolling update: one pod at a time, highest ordinal first, when all are ready.
+      const inRange = [...byOrdinal.entries()]
+        .filter(([i]) => i < replicas)
+        .sort((a, b) => b[0] - a[0]);
+      const allReady = inRange.length === replicas && inRange.every(([, p]) => isReady(p));
+      if (allReady && (sts.spec.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate') {
+        const stale = inRange.find(
+          ([, p]) => p.metadata.labels?.['controller-revision-hash'] !== revision,
+        );
+        if (stale) this.deletePod(stale[1]);
+      }
+      const current = inRange.filter(([, p]) => !p.metadata.deletionTimestamp);
+      const updated = current.filter(
+        ([, p]) => p.metadata.labels?.['controller-revision-hash'] === revision,
+      ).length;
+      const ready = current.filter(([, p]) => isReady(p)).length;
+      const oldStatus = sts.status ?? {};
+      const currentRevision =
+        updated === replicas
+          ? revision
+          : ((oldStatus.currentRevision as string | undefined) ?? revision);
+      setStatus(this.store, STS, sts, {
+        observedGeneration: sts.metadata.generation ?? 1,
+        replicas: [...byOrdinal.values()].filter((p) => !p.metadata.deletionTimestamp).length,
+        readyReplicas: ready,
+        currentReplicas: updated === replicas ? updated : current.length - updated,
+        updatedReplicas: updated,
+        availableReplicas: ready,
+        currentRevision,
+        updateRevision: revision,
+        collisionCount: 0,
+      });
+    }
+  }
+
+  private deployments(): void {
+    for (const d of this.store.list<Deployment>(DEPLOY)) {
+      const ns = d.metadata.namespace ?? '';
+      const name = d.metadata.name ?? '';
+      const replicas = d.spec.replicas ?? 1;
+      const hash = templateHash(d.spec.template);
+      const pods = this.store
+        .list<Pod>(PODS, ns)
+        .filter((p) => ownedBy(p, d) && !p.metadata.deletionTimestamp);
+      for (const p of pods)
+        if (p.metadata.labels?.['pod-template-hash'] !== hash) this.deletePod(p);
+      const current = pods.filter((p) => p.metadata.labels?.['pod-template-hash'] === hash);
+      for (let i = current.length; i < replicas; i++) {
+        const t = clone(d.spec.template);
+        const suffix = Math.random().toString(36).slice(2, 7).padEnd(5, 'x');
+        const created = this.store.create<Pod>(PODS, {
+          metadata: {
+            ...(t.metadata ?? {}),
+            name: `${name}-${hash}-${suffix}`,
+            namespace: ns,
+            labels: { ...(t.metadata?.labels ?? {}), 'pod-template-hash': hash },
+            ownerReferences: [ownerRef(d)],
+          },
+          spec: t.spec,
+          status: { phase: 'Pending', qosClass: 'BestEffort' },
+        });
+        current.push(created);
+      }
+      for (const p of current.slice(replicas)) this.deletePod(p);
+      const live = current.slice(0, replicas);
+      const ready = live.filter(isReady).length;
+      setStatus(this.store, DEPLOY, d, {
+        observedGeneration: d.metadata.generation ?? 1,
+        replicas: live.length,
+        updatedReplicas: live.length,
+        readyReplicas: ready,
+        availableReplicas: ready,
+        ...(live.length - ready > 0 ? { unavailableReplicas: live.length - ready } : {}),
+        conditions: [
+          {
+            type: 'Available',
+            status: ready >= replicas ? 'True' : 'False',
+            reason: ready >= replicas ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+          },
+        ],
+      });
+    }
+  }
+
+  private pdbs(): void {
+    for (const pdb of this.store.list<Pdb>(PDBS)) {
+      const pods = this.store
+        .list<Pod>(PODS, pdb.metadata.namespace)
+        .filter(
+          (p) =>
+            !p.metadata.deletionTimestamp && matchesSelector(pdb.spec.selector, p.metadata.labels),
+        );
+      const healthy = pods.filter(isReady).length;
+      const expected = pods.length;
+      let desired = 0;
+      const pct = (v: number | string) =>
+        typeof v === 'string' && v.endsWith('%')
+          ? Math.ceil((Number(v.slice(0, -1)) / 100) * expected)
+          : Number(v);
+      if (pdb.spec.minAvailable !== undefined) desired = pct(pdb.spec.minAvailable);
+      else if (pdb.spec.maxUnavailable !== undefined)
+        desired = Math.max(0, expected - pct(pdb.spec.maxUnavailable));
+      setStatus(this.store, PDBS, pdb, {
+        observedGeneration: pdb.metadata.generation ?? 1,
+        currentHealthy: healthy,
+        desiredHealthy: desired,
+        expectedPods: expected,
+        disruptionsAllowed: Math.max(0, healthy - desired),
+      });
+    }
+  }
+
+  private namespaces(): void {
+    for (const ns of this.store.list(NAMESPACES)) {
+      if (!ns.metadata.deletionTimestamp) continue;
+      const name = ns.metadata.name ?? '';
+      let remaining = 0;
+      for (const d of [STS, DEPLOY, PDBS, SECRETS, PVCS]) {
+        for (const o of this.store.list(d, name)) this.store.remove(d, name, o.metadata.name ?? '');
+      }
+      for (const p of this.store.list<Pod>(PODS, name)) {
+        remaining++;
+        this.deletePod(p);
+      }
+      if (remaining === 0) this.store.remove(NAMESPACES, undefined, name);
+    }
+  }
+
+  /** Graceful delete, as the API does it. */
+  deletePod(p: Pod, graceSeconds?: number): void {
+    deletePod(this.store, p, graceSeconds);
+  }
+}
+
+/** Marks a pod for graceful deletion (or removes it at once if it never reached a node). */
+export function deletePod(store: Store, p: Pod, graceSeconds?: number): Pod | undefined {
+  const current = store.get<Pod>(PODS, p.metadata.namespace, p.metadata.name ?? '');
+  if (!current || current.metadata.uid !== p.metadata.uid) return undefined;
+  if (!current.spec.nodeName) {
+    store.remove(PODS, current.metadata.namespace, current.metadata.name ?? '');
+    return current;
+  }
+  if (current.metadata.deletionTimestamp) {
+    if (
+      graceSeconds === undefined ||
+      graceSeconds >= (current.metadata.deletionGracePeriodSeconds ?? 30)
+    ) {
+      return current;
+    }
+  }
+  const grace = graceSeconds ?? current.spec.terminationGracePeriodSeconds ?? 30;
+  current.metadata.deletionTimestamp = new Date(Date.now() + grace * 1000)
+    .toISOString()
+    .replace(/\.\d{3}Z$/, 'Z');
+  current.metadata.deletionGracePeriodSeconds = grace;
+  return store.markDeleted(PODS, current);
+}

@@ -1,0 +1,155 @@
+/**
+ * Pod exec over WebSocket, channel protocols `v5.channel.k8s.io` and `v4.channel.k8s.io`:
+ * every binary message starts with a channel byte (0 stdin, 1 stdout, 2 stderr, 3 status,
+ * 4 resize); in v5 the message `[255, 0]` closes stdin. The status (a `Status` object) is
+ * sent on channel 3 once the process has exited and its output has been sent, then the
+ * socket closes with 1000.
+ *
+ * Flow control: process output is paused while more than HIGH_WATER bytes are queued on the
+ * socket, so a multi-GiB stream runs in constant memory at the speed of the reader; the
+ * socket is paused while the process does not take its stdin.
+ */
+import type { ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import type { WebSocket } from 'ws';
+import { kill } from './sandbox.js';
+
+export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
+
+const HIGH_WATER = 4 * 1024 * 1024;
+const LOW_WATER = 1024 * 1024;
+
+export interface ExecSession {
+  ws: WebSocket;
+  child: ChildProcess;
+  command: string[];
+  /** Abort the connection (no close frame) once this many output bytes were sent. */
+  dropAfterBytes?: number;
+  onDone: (result: { exitCode: number | null; dropped: boolean }) => void;
+}
+
+export function statusFor(exitCode: number, command: string[]): Record<string, unknown> {
+  if (exitCode === 0) return { metadata: {}, status: 'Success' };
+  return {
+    metadata: {},
+    status: 'Failure',
+    message: `command terminated with non-zero exit code: error executing command [${command.join(' ')}], exit code ${exitCode}`,
+    reason: 'NonZeroExitCode',
+    details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
+  };
+}
+
+export function runExec(session: ExecSession): void {
+  const { ws, child, command } = session;
+  const v5 = ws.protocol === 'v5.channel.k8s.io';
+  let inflight = 0;
+  let sent = 0;
+  let finished = false;
+  let dropped = false;
+  const outputs: Readable[] = [];
+  if (child.stdout) outputs.push(child.stdout);
+  if (child.stderr) outputs.push(child.stderr);
+
+  const finish = (exitCode: number | null) => {
+    if (finished) return;
+    finished = true;
+    session.onDone({ exitCode, dropped });
+  };
+
+  const drop = () => {
+    dropped = true;
+    ws.terminate();
+    kill(child);
+  };
+
+  const send = (channel: number, data: Buffer) => {
+    if (ws.readyState !== ws.OPEN) return;
+    const frame = Buffer.allocUnsafe(data.length + 1);
+    frame[0] = channel;
+    data.copy(frame, 1);
+    inflight += frame.length;
+    if (inflight > HIGH_WATER) for (const o of outputs) o.pause();
+    ws.send(frame, { binary: true }, () => {
+      inflight -= frame.length;
+      if (inflight < LOW_WATER) for (const o of outputs) o.resume();
+    });
+  };
+
+  const forward = (channel: number) => (chunk: Buffer) => {
+    if (dropped) return;
+    if (session.dropAfterBytes !== undefined && sent + chunk.length > session.dropAfterBytes) {
+      const part = session.dropAfterBytes - sent;
+      if (part > 0) send(channel, chunk.subarray(0, part));
+      sent += Math.max(part, 0);
+      // Let the partial chunk reach the socket, then cut the connection.
+      setImmediate(drop);
+      for (const o of outputs) o.pause();
+      return;
+    }
+    sent += chunk.length;
+    send(channel, chunk);
+  };
+  child.stdout?.on('data', forward(1));
+  child.stderr?.on('data', forward(2));
+
+  if (child.stdin) {
+    const stdin = child.stdin;
+    stdin.on('error', () => {
+      // the process closed its stdin; further input is discarded
+    });
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const buf = isBinary ? data : Buffer.from(data);
+      if (buf.length === 0) return;
+      const channel = buf[0];
+      if (channel === 0) {
+        if (finished || stdin.writableEnded || stdin.destroyed) return;
+        if (!stdin.write(buf.subarray(1))) {
+          ws.pause();
+          stdin.once('drain', () => ws.resume());
+        }
+      } else if (channel === 255 && v5 && buf[1] === 0) {
+        stdin.end();
+        if (ws.isPaused) ws.resume();
+      }
+    });
+  }
+
+  ws.on('close', () => {
+    if (!finished) kill(child);
+  });
+  ws.on('error', () => {
+    kill(child);
+  });
+
+  child.on('error', (err) => {
+    send(2, Buffer.from(`${err.message}\n`));
+    send(
+      3,
+      Buffer.from(
+        JSON.stringify({
+          metadata: {},
+          status: 'Failure',
+          message: err.message,
+          reason: 'InternalError',
+        }),
+      ),
+    );
+    ws.close(1000);
+    finish(null);
+  });
+
+  // 'close' fires after the process exited and its stdout/stderr ended.
+  child.on('close', (code, signal) => {
+    if (dropped) {
+      finish(code);
+      return;
+    }
+    const exitCode = code ?? (signal === 'SIGKILL' ? 137 : 143);
+    // Bookkeeping first, so that whoever reads the status sees its effects.
+    finish(exitCode);
+    // A socket paused for stdin back-pressure would never read the client's close frame.
+    if (ws.isPaused) ws.resume();
+    send(3, Buffer.from(JSON.stringify(statusFor(exitCode, command))));
+    ws.close(1000);
+  });
+}

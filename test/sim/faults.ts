@@ -1,0 +1,138 @@
+/**
+ * Fault injection (what the API answers, how exec streams end) and the record of protocol
+ * violations that tests assert empty.
+ */
+
+/** What a request is, as fault rules match it. */
+export interface RequestInfo {
+  /** get, list, watch, create, update, patch, delete, exec, log. */
+  verb: string;
+  resource?: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}
+
+/** Fields left out match anything. `verb` may list several verbs. */
+export interface RequestMatch {
+  verb?: string | string[];
+  resource?: string;
+  subresource?: string;
+  namespace?: string;
+  name?: string;
+}
+
+function matches(m: RequestMatch | undefined, r: RequestInfo): boolean {
+  if (!m) return true;
+  if (m.verb !== undefined && !(Array.isArray(m.verb) ? m.verb : [m.verb]).includes(r.verb))
+    return false;
+  if (m.resource !== undefined && m.resource !== r.resource) return false;
+  if (m.subresource !== undefined && m.subresource !== r.subresource) return false;
+  if (m.namespace !== undefined && m.namespace !== r.namespace) return false;
+  if (m.name !== undefined && m.name !== r.name) return false;
+  return true;
+}
+
+interface FailRule {
+  remaining: number;
+  code: number;
+  match?: RequestMatch;
+}
+
+interface DropRule {
+  remaining: number;
+  afterBytes: number;
+  namespace?: string;
+  pod?: string;
+}
+
+interface LatencyRule {
+  ms: number;
+  match?: RequestMatch;
+}
+
+export class Faults {
+  private fails: FailRule[] = [];
+  private drops: DropRule[] = [];
+  private latencies: LatencyRule[] = [];
+  /** How many requests were failed on purpose so far. */
+  injected = 0;
+
+  /** Answer the next `count` matching requests with `code` (429 carries `Retry-After: 1`). */
+  failNext(count: number, code: 429 | 500 | 503 | 504, match?: RequestMatch): void {
+    this.fails.push({ remaining: count, code, ...(match ? { match } : {}) });
+  }
+
+  /** Cut the next `count` (default 1) exec streams of the pod after `afterBytes` output bytes. */
+  dropExecAfterBytes(
+    afterBytes: number,
+    options: { namespace?: string; pod?: string; count?: number } = {},
+  ): void {
+    this.drops.push({
+      remaining: options.count ?? 1,
+      afterBytes,
+      namespace: options.namespace,
+      pod: options.pod,
+    });
+  }
+
+  /** Delay every matching request by `ms` until `clear()`. */
+  addLatency(ms: number, match?: RequestMatch): void {
+    this.latencies.push({ ms, ...(match ? { match } : {}) });
+  }
+
+  clear(): void {
+    this.fails = [];
+    this.drops = [];
+    this.latencies = [];
+  }
+
+  /** @internal The status code to fail this request with, if a rule says so. */
+  takeFailure(r: RequestInfo): number | undefined {
+    const rule = this.fails.find((f) => f.remaining > 0 && matches(f.match, r));
+    if (!rule) return undefined;
+    rule.remaining -= 1;
+    this.injected += 1;
+    this.fails = this.fails.filter((f) => f.remaining > 0);
+    return rule.code;
+  }
+
+  /** @internal */
+  latencyFor(r: RequestInfo): number {
+    return this.latencies.filter((l) => matches(l.match, r)).reduce((a, l) => a + l.ms, 0);
+  }
+
+  /** @internal */
+  takeExecDrop(namespace: string, pod: string): number | undefined {
+    const rule = this.drops.find(
+      (d) =>
+        d.remaining > 0 &&
+        (d.namespace === undefined || d.namespace === namespace) &&
+        (d.pod === undefined || d.pod === pod),
+    );
+    if (!rule) return undefined;
+    rule.remaining -= 1;
+    this.injected += 1;
+    this.drops = this.drops.filter((d) => d.remaining > 0);
+    return rule.afterBytes;
+  }
+}
+
+export interface Violation {
+  /** `data-changed-while-apiserver-up` | `data-changed-while-etcd-running` */
+  kind: string;
+  message: string;
+  at: string;
+}
+
+export class Violations {
+  readonly list: Violation[] = [];
+
+  record(kind: string, message: string): void {
+    this.list.push({ kind, message, at: new Date().toISOString() });
+  }
+
+  clear(): void {
+    this.list.length = 0;
+  }
+}

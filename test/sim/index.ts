@@ -1,0 +1,400 @@
+/**
+ * The simulated GKE on-prem admin cluster: entry points for tests and the demo.
+ *
+ *   const sim = await startSimCluster({ members: 3, userClusterName: 'user1' });
+ *   // sim.kubeconfigPath -> point @kubernetes/client-node or kubectl at it
+ *   // sim.profile        -> the ClusterProfile the workflows take as input
+ *   await sim.stop();
+ *
+ * See README.md in this folder.
+ */
+import { execFile } from 'node:child_process';
+import { lstatSync, readdirSync } from 'node:fs';
+import { lstat, open, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ClusterProfile } from '../../workflows/schemas.js';
+import { type CoreOptions, R, SimCore } from './core.js';
+import { Faults, type Violation } from './faults.js';
+import {
+  type AdminEtcdInfo,
+  createAdminEtcd,
+  createUserCluster,
+  type EtcdTls,
+  type UserClusterInfo,
+  waitUserClusterReady,
+} from './gke.js';
+import { pvcDir } from './kubelet.js';
+import type { Pod, Pvc, StatefulSet } from './types.js';
+
+export type { ClusterProfile } from '../../workflows/schemas.js';
+export type { RequestMatch } from './faults.js';
+export type { AdminEtcdInfo, EtcdTls, Violation };
+export { Faults };
+
+export interface SimAdminClusterOptions extends CoreOptions {}
+
+export interface SimClusterOptions extends CoreOptions {
+  /** Members of the user cluster's etcd (StatefulSet kube-etcd). */
+  members: 1 | 3;
+  /** USER_CLUSTER_NAME: the namespace and cluster-name label. Default `user-cluster-1`. */
+  userClusterName?: string;
+  /** Also run the kube-system admin etcd pod (SPEC A3). Default true. */
+  adminEtcd?: boolean;
+}
+
+export interface EtcdctlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** An admin cluster with nodes and nothing else (for API-level tests). */
+export interface SimAdminCluster {
+  kubeconfigPath: string;
+  /** API server URL, e.g. https://127.0.0.1:40123 */
+  server: string;
+  /** Fault injection: failNext, dropExecAfterBytes, addLatency, clear. */
+  faults: Faults;
+  /** Protocol violations seen so far (tests assert this is empty). */
+  violations: readonly Violation[];
+  /** Errors inside the simulator's control loops (should stay empty). */
+  loopErrors: readonly string[];
+  addNode(name: string, labels?: Record<string, string>): void;
+  /** The stored pod, straight from the simulator (no HTTP). */
+  pod(namespace: string, name: string): Pod | undefined;
+  /** Gracefully deletes a pod, as an eviction would. */
+  evictPod(namespace: string, name: string, graceSeconds?: number): void;
+  /** Host directory behind a PVC (for tests that inspect data). */
+  pvcHostDir(namespace: string, claim: string): string | undefined;
+  /** Host directory that is `/` of the pod's sandbox. */
+  podRootDir(namespace: string, pod: string): string | undefined;
+  waitFor<T>(
+    what: string,
+    check: () => T | undefined | false | Promise<T | undefined | false>,
+    timeoutMs?: number,
+  ): Promise<T>;
+  /** Kills every process, closes the server, removes every temporary file. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface SimCluster extends SimAdminCluster {
+  userClusterName: string;
+  members: 1 | 3;
+  /** The ClusterProfile for the workflows (endpoint and peer URL templates contain `{member}`). */
+  profile: ClusterProfile;
+  /** Name of the Secret `kube-etcd-certs-<suffix>`. */
+  etcdSecretName: string;
+  /** Client URL of member N (same inside pods and on this host). */
+  etcdClientUrl(member: number): string;
+  /** Host paths of the user cluster's etcd CA, certificate and key. */
+  etcdTls: EtcdTls;
+  /** The kube-system etcd (undefined when `adminEtcd: false`). */
+  adminEtcd?: AdminEtcdInfo;
+  /** Runs the host's etcdctl against the user cluster (all members, or one). */
+  etcdctl(
+    args: string[],
+    options?: { member?: number; timeoutMs?: number },
+  ): Promise<EtcdctlResult>;
+  putKey(key: string, value: string, options?: { member?: number }): Promise<void>;
+  getKey(key: string, options?: { member?: number }): Promise<string | undefined>;
+  /** Whether member N answers `endpoint health`. */
+  memberHealthy(member: number): Promise<boolean>;
+  /** Whether a write through any member succeeds (i.e. the cluster has quorum). */
+  hasQuorum(): Promise<boolean>;
+  /**
+   * Corrupts member N's data like a broken disk would: stops its etcd, overwrites the bbolt
+   * database header and the WAL head with garbage, lets the kubelet restart it. The member
+   * then crash-loops until its data is restored.
+   */
+  corruptMember(member: number): Promise<void>;
+  /** Waits until every pod of the user cluster is Running and Ready. */
+  waitReady(timeoutMs?: number): Promise<void>;
+}
+
+function baseApi(core: SimCore): SimAdminCluster {
+  return {
+    kubeconfigPath: core.kubeconfigPath,
+    server: `https://127.0.0.1:${core.api.port}`,
+    faults: core.faults,
+    violations: core.violations.list,
+    loopErrors: core.loopErrors,
+    addNode: (name, labels) => core.addNode(name, labels),
+    pod: (ns, name) => core.pod(ns, name),
+    evictPod: (ns, name, grace) => core.evictPod(ns, name, grace),
+    pvcHostDir: (ns, claim) => {
+      const pvc = core.store.get<Pvc>(R.pvcs, ns, claim);
+      return pvc ? pvcDir(core.dir, pvc) : undefined;
+    },
+    podRootDir: (ns, name) => core.kubelet.podRootDir(ns, name),
+    waitFor: (what, check, timeoutMs) => core.waitFor(what, check, timeoutMs),
+    stop: () => core.stop(),
+  };
+}
+
+/** Starts an admin cluster with three plain nodes (`node-0..2`) and no workloads. */
+export async function startSimAdminCluster(
+  options: SimAdminClusterOptions = {},
+): Promise<SimAdminCluster> {
+  const core = await SimCore.start(options);
+  for (let i = 0; i < 3; i++) core.addNode(`node-${i}`);
+  return baseApi(core);
+}
+
+/**
+ * Starts the admin cluster with a GKE on-prem user cluster in it (SPEC.md): nodes,
+ * namespace, etcd Secret, StatefulSets kube-etcd (real etcd with TLS) and kube-apiserver
+ * (writes to etcd), Deployment gke-master-etcd-maintenance, PDB kube-apiserver-pdb, and the
+ * kube-system etcd. Resolves once everything is Running and Ready and etcd has quorum.
+ */
+export async function startSimCluster(options: SimClusterOptions): Promise<SimCluster> {
+  const core = await SimCore.start(options);
+  try {
+    const name = options.userClusterName ?? 'user-cluster-1';
+    const info = await createUserCluster(core, { name, members: options.members });
+    const adminEtcd = options.adminEtcd === false ? undefined : await createAdminEtcd(core);
+    watchDataChanges(core, info);
+    const sim = userApi(core, info, adminEtcd);
+    await sim.waitReady();
+    await core.waitFor('etcd quorum', () => sim.hasQuorum(), 60_000);
+    if (adminEtcd) {
+      await core.waitFor('admin etcd', () => {
+        const p = core.pod('kube-system', adminEtcd.podName);
+        return p?.status?.containerStatuses?.[0]?.ready === true;
+      });
+    }
+    return sim;
+  } catch (e) {
+    await core.stop();
+    throw e;
+  }
+}
+
+function userApi(
+  core: SimCore,
+  info: UserClusterInfo,
+  adminEtcd: AdminEtcdInfo | undefined,
+): SimCluster {
+  const etcdctl = (
+    args: string[],
+    options: { member?: number; timeoutMs?: number } = {},
+  ): Promise<EtcdctlResult> => {
+    const endpoints =
+      options.member !== undefined
+        ? info.clientUrl(options.member)
+        : [...Array(info.members).keys()].map(info.clientUrl).join(',');
+    return new Promise((resolve) => {
+      execFile(
+        '/usr/bin/etcdctl',
+        [
+          `--endpoints=${endpoints}`,
+          `--cacert=${info.tls.caFile}`,
+          `--cert=${info.tls.certFile}`,
+          `--key=${info.tls.keyFile}`,
+          '--dial-timeout=2s',
+          `--command-timeout=${Math.ceil((options.timeoutMs ?? 5000) / 1000)}s`,
+          ...args,
+        ],
+        {
+          env: { ETCDCTL_API: '3', PATH: process.env.PATH ?? '/usr/bin:/bin' },
+          timeout: (options.timeoutMs ?? 5000) + 5000,
+        },
+        (err, stdout, stderr) => {
+          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+          resolve({ code, stdout, stderr });
+        },
+      );
+    });
+  };
+  const sim: SimCluster = {
+    ...baseApi(core),
+    userClusterName: info.name,
+    members: info.members,
+    profile: info.profile,
+    etcdSecretName: info.secretName,
+    etcdClientUrl: info.clientUrl,
+    etcdTls: info.tls,
+    ...(adminEtcd ? { adminEtcd } : {}),
+    etcdctl,
+    async putKey(key, value, options = {}) {
+      const r = await etcdctl(['put', key, value], options);
+      if (r.code !== 0) throw new Error(`etcdctl put ${key} failed: ${r.stderr.trim()}`);
+    },
+    async getKey(key, options = {}) {
+      const r = await etcdctl(['get', key, '--print-value-only'], options);
+      if (r.code !== 0) throw new Error(`etcdctl get ${key} failed: ${r.stderr.trim()}`);
+      return r.stdout === '' ? undefined : r.stdout.replace(/\n$/, '');
+    },
+    async memberHealthy(member) {
+      const r = await etcdctl(['endpoint', 'health'], { member, timeoutMs: 3000 });
+      return r.code === 0;
+    },
+    async hasQuorum() {
+      // A write through any one member commits only with a quorum behind it. Members are
+      // tried one by one so that a dead endpoint cannot fail the check.
+      for (let m = 0; m < info.members; m++) {
+        const r = await etcdctl(['put', '/sim/quorum-check', new Date().toISOString()], {
+          member: m,
+          timeoutMs: 3000,
+        });
+        if (r.code === 0) return true;
+      }
+      return false;
+    },
+    async corruptMember(member) {
+      const podName = `${info.profile.etcdStatefulSet}-${member}`;
+      const pvc = core.store.get<Pvc>(
+        R.pvcs,
+        info.name,
+        `${info.profile.dataClaimPrefix}-${member}`,
+      );
+      if (!pvc) throw new Error(`no PVC for member ${member}`);
+      const release = await core.kubelet.hold(info.name, podName, info.profile.etcdContainer);
+      try {
+        const dir = pvcDir(core.dir, pvc);
+        await scribble(join(dir, 'member/snap/db'));
+        const walDir = join(dir, 'member/wal');
+        for (const f of await readdir(walDir).catch(() => [])) {
+          if (f.endsWith('.wal')) await scribble(join(walDir, f));
+        }
+      } finally {
+        release();
+      }
+    },
+    waitReady: (timeoutMs) => waitUserClusterReady(core, info, timeoutMs),
+  };
+  return sim;
+}
+
+async function scribble(file: string): Promise<void> {
+  const st = await lstat(file).catch(() => undefined);
+  if (!st?.isFile()) return;
+  const fh = await open(file, 'r+');
+  try {
+    const junk = Buffer.alloc(Math.min(16384, Math.max(st.size, 1)));
+    for (let i = 0; i < junk.length; i++) junk[i] = (i * 7919 + 13) & 0xff;
+    await fh.write(junk, 0, junk.length, 0);
+  } finally {
+    await fh.close();
+  }
+}
+
+// ---------------------------------------------------------------- protocol violations
+
+interface Fingerprint {
+  ids: string;
+  contents: string;
+}
+
+/**
+ * etcd's own data inside a data directory: `member/` (wal and snap). Other entries next to
+ * it (a restore's scratch or set-aside directories) are not the member's data.
+ */
+function memberDataDir(dataDir: string): string {
+  return join(dataDir, 'member');
+}
+
+function fingerprint(dir: string): Fingerprint {
+  const ids: string[] = [];
+  const contents: string[] = [];
+  const walk = (d: string, rel: string): void => {
+    let entries: string[] = [];
+    try {
+      entries = readdirSync(d);
+    } catch {
+      return;
+    }
+    for (const e of entries.sort()) {
+      const p = join(d, e);
+      let st: ReturnType<typeof lstatSync> | undefined;
+      try {
+        st = lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (!st) continue;
+      ids.push(`${rel}${e}:${st.ino}`);
+      if (st.isDirectory()) walk(p, `${rel}${e}/`);
+      else contents.push(`${rel}${e}:${st.size}:${st.mtimeMs}`);
+    }
+  };
+  walk(dir, '');
+  return { ids: ids.join('\n'), contents: contents.join('\n') };
+}
+
+/**
+ * Records a violation when an exec session in any pod that mounts member N's data PVC
+ * changes that data while (a) StatefulSet kube-apiserver has replicas > 0, or (b) member N's
+ * etcd process is running. Changes are detected by comparing the files of etcd's data,
+ * `member/` in the PVC (names and inodes; sizes and times too when etcd was not running,
+ * since a running etcd writes its own files), at the start and at the end of the session.
+ */
+function watchDataChanges(core: SimCore, info: UserClusterInfo): void {
+  const starts = new Map<string, number>();
+  core.kubelet.on('start', (e: { namespace: string; pod: string }) => {
+    const k = `${e.namespace}/${e.pod}`;
+    starts.set(k, (starts.get(k) ?? 0) + 1);
+  });
+  const apiserverUp = () => {
+    const sts = core.store.get<StatefulSet>(
+      R.statefulsets,
+      info.name,
+      info.profile.apiserverStatefulSet,
+    );
+    const pods = core.store
+      .list<Pod>(R.pods, info.name)
+      .filter((p) => p.metadata.labels?.component === 'kube-apiserver');
+    return (sts?.spec.replicas ?? 0) > 0 || pods.length > 0;
+  };
+  core.onExec((pod) => {
+    if (pod.metadata.namespace !== info.name) return undefined;
+    const claims = (pod.spec.volumes ?? [])
+      .map((v) => v.persistentVolumeClaim?.claimName)
+      .filter((c): c is string => c?.startsWith(`${info.profile.dataClaimPrefix}-`) === true);
+    if (claims.length === 0) return undefined;
+    const watched = claims.flatMap((claim) => {
+      const member = Number(claim.slice(info.profile.dataClaimPrefix.length + 1));
+      const pvc = core.store.get<Pvc>(R.pvcs, info.name, claim);
+      if (!pvc || !Number.isInteger(member)) return [];
+      const etcdPod = `${info.profile.etcdStatefulSet}-${member}`;
+      const key = `${info.name}/${etcdPod}`;
+      return [
+        {
+          member,
+          dir: pvcDir(core.dir, pvc),
+          etcdPod,
+          startCount: starts.get(key) ?? 0,
+          key,
+          runningAtStart: core.kubelet.isRunning(info.name, etcdPod, info.profile.etcdContainer),
+          before: fingerprint(memberDataDir(pvcDir(core.dir, pvc))),
+        },
+      ];
+    });
+    const apiAtStart = apiserverUp();
+    return () => {
+      for (const w of watched) {
+        const before = w.before;
+        const after = fingerprint(memberDataDir(w.dir));
+        const etcdRan =
+          w.runningAtStart ||
+          core.kubelet.isRunning(info.name, w.etcdPod, info.profile.etcdContainer) ||
+          (starts.get(w.key) ?? 0) !== w.startCount;
+        const changed =
+          before.ids !== after.ids || (!etcdRan && before.contents !== after.contents);
+        if (!changed) continue;
+        const by = `exec in pod ${pod.metadata.name}`;
+        if (apiAtStart || apiserverUp()) {
+          core.violations.record(
+            'data-changed-while-apiserver-up',
+            `member ${w.member}'s data (${info.profile.dataClaimPrefix}-${w.member}) changed by ${by} while ${info.profile.apiserverStatefulSet} had replicas > 0`,
+          );
+        }
+        if (etcdRan) {
+          core.violations.record(
+            'data-changed-while-etcd-running',
+            `member ${w.member}'s data changed by ${by} while its etcd process (${w.etcdPod}) was running`,
+          );
+        }
+      }
+    };
+  });
+}
