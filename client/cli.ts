@@ -11,7 +11,6 @@
  * message naming the field. A workflow that fails exits with code 1.
  */
 import { readFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import {
   type ScheduleDescription,
@@ -23,7 +22,6 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import type { z } from 'zod';
 import { FileSystemBackupRepository } from '../activities/backup-repository.js';
 import { loadWorkerConfig } from '../worker/config.js';
-import { type ProgressView, progressQuery } from '../workflows/progress.js';
 import {
   type BackupRecord,
   type BackupUserClusterInput,
@@ -40,6 +38,7 @@ import {
   InvalidInputError,
 } from './client.js';
 import { loadTemporalConfig, type TemporalConfig } from './config.js';
+import { followProgress } from './watch.js';
 
 /** Exit codes: 0 done, 1 the operation or the connection failed, 2 bad input (nothing started). */
 export const EXIT_FAILED = 1;
@@ -212,21 +211,7 @@ function formatMs(ms: number): string {
 
 /** Prints the `progress` query as it changes until the workflow closes; then its result. */
 async function watch(io: Io, handle: WorkflowHandle, json: boolean): Promise<number> {
-  let last: ProgressView | undefined;
-  for (;;) {
-    const progress = await handle.query(progressQuery).catch(() => undefined);
-    if (progress) {
-      if (progress.step !== last?.step) io.out(`step: ${progress.step}`);
-      for (const [m, s] of Object.entries(progress.members))
-        if (last?.members[m] !== s) io.out(`  member ${m}: ${s}`);
-      for (const [k, v] of Object.entries(progress.facts))
-        if (last?.facts[k] !== v) io.out(`  ${k}: ${v}`);
-      last = progress;
-    }
-    const { status } = await handle.describe();
-    if (status.name !== 'RUNNING') break;
-    await sleep(1000);
-  }
+  await followProgress(handle, io.out);
   return printOutcome(io, handle, json);
 }
 
@@ -391,7 +376,7 @@ export function buildProgram(io: Io, setExitCode: (code: number) => void): Comma
     .option('--require-approval', 'wait for `restore approve` before the first destructive step')
     .option(
       '--delete-old-data-immediately',
-      "delete each member's old data as soon as it is replaced (volumes without room)",
+      "delete each member's old data right after it is replaced, as the runbook does (default: kept until the restored cluster is verified)",
     )
     .option('--wait', 'wait for the restore to finish and print its result')
     .option('--json', 'print JSON instead of lines')

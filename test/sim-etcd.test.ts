@@ -311,14 +311,22 @@ describe('non-HA user cluster (1 member)', () => {
     const r = await execIn(c.kc, ns, 'etcd-utility-0', 'etcd-utility', [
       '/bin/sh',
       '-c',
-      'touch /var/lib/etcd/stray && rm /var/lib/etcd/stray && mkdir /var/lib/etcd/x',
+      'mkdir /var/lib/etcd/scratch && mkdir /var/lib/etcd/member/x',
     ]);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.deepEqual(sim.violations.map((v) => v.kind).sort(), [
       'data-changed-while-apiserver-up',
       'data-changed-while-etcd-running',
     ]);
-    await execIn(c.kc, ns, 'etcd-utility-0', 'etcd-utility', ['rmdir', '/var/lib/etcd/x']);
+    const count = sim.violations.length;
+    // Outside member/ (a restore's scratch space) is not the member's data.
+    const scratch = await execIn(c.kc, ns, 'etcd-utility-0', 'etcd-utility', [
+      'rmdir',
+      '/var/lib/etcd/scratch',
+    ]);
+    assert.equal(scratch.exitCode, 0, scratch.stderr);
+    assert.equal(sim.violations.length, count);
+    await execIn(c.kc, ns, 'etcd-utility-0', 'etcd-utility', ['rmdir', '/var/lib/etcd/member/x']);
     await c.core.deleteNamespacedPod({
       name: 'etcd-utility-0',
       namespace: ns,

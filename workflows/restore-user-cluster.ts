@@ -28,8 +28,26 @@
  * Until the point of no return, everything changed is put back if the restore fails or is
  * cancelled. After it, the restore cannot stop halfway: it ignores cancellation, retries
  * its steps until they succeed, and says so.
+ *
+ * Cancellation, precisely:
+ *   - the cluster lock is taken in a non-cancellable scope: cancelling the restore must not
+ *     cancel the lock workflow (that would free the cluster while the restore still runs);
+ *   - steps before the point of no return wait for their activity to acknowledge the
+ *     cancellation (WAIT_CANCELLATION_COMPLETED), and all members' preparations settle,
+ *     before anything is put back: an undo never races a step still running in a worker;
+ *   - a cancellation at the approval gate ends the restore CANCELLED with nothing to undo.
+ *
+ * DETERMINISM. Recorded histories of this workflow are replayed by test/replay.test.ts
+ * (files in test/histories/, recorded by `RECORD_HISTORIES=1 node --import tsx --test
+ * test/restore-control.test.ts`). Any change to this file that changes the commands it
+ * issues (activities, their order or options, timers, child workflows, signals, search
+ * attributes) must be guarded with `patched('<change-id>')` (and later
+ * `deprecatePatch`), or restores running while the worker is upgraded fail with a
+ * non-determinism error. Re-record the histories only for a change that cannot break
+ * running workflows, and keep the old ones if running workflows may still have them.
  */
 import {
+  ActivityCancellationType,
   ApplicationFailure,
   CancellationScope,
   condition,
@@ -52,6 +70,7 @@ import {
   type RestoreUserClusterResult,
   restoreUserClusterInputSchema,
 } from './schemas.js';
+import type { Outcome } from './search-attributes.js';
 
 /** The runbook's preconditions and limits of a restore, shown with every restore. */
 export const RESTORE_LIMITS =
@@ -82,6 +101,22 @@ const ClusterState = 'ClusterState';
 
 const MINUTE = 60_000;
 
+/**
+ * Before the point of no return a cancelled step is waited for until its activity has
+ * stopped, so that putting things back never races it.
+ */
+const UNTIL_STOPPED = { cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED };
+
+/** An approval must say who approves. */
+function checkApproval(a: unknown): string | undefined {
+  if (typeof a !== 'object' || a === null) return 'the approval must be {"approvedBy": "..."}';
+  const { approvedBy, comment } = a as { approvedBy?: unknown; comment?: unknown };
+  if (typeof approvedBy !== 'string' || approvedBy.trim() === '')
+    return 'approvedBy must name who approves';
+  if (comment !== undefined && typeof comment !== 'string') return 'comment must be a string';
+  return undefined;
+}
+
 export async function restoreUserCluster(
   input: RestoreUserClusterInput,
 ): Promise<RestoreUserClusterResult> {
@@ -108,9 +143,16 @@ export async function restoreUserCluster(
 
   let plan: RestorePlan | undefined;
   let approval: Approval | undefined;
+  let outcomeShown = false;
+  const finish = (outcome: Outcome, line: string) => {
+    outcomeShown = true;
+    progress.finish(outcome, line);
+  };
   setHandler(planQuery, () => plan);
   setHandler(approveSignal, (a) => {
-    approval ??= a;
+    const problem = checkApproval(a);
+    if (problem) progress.note(`approval signal ignored: ${problem}`);
+    else approval ??= a;
   });
   setHandler(
     approveUpdate,
@@ -119,8 +161,10 @@ export async function restoreUserCluster(
       return `approved by ${approval.approvedBy}`;
     },
     {
-      validator: (_a: Approval) => {
+      validator: (a: Approval) => {
         if (!params.requireApproval) throw new Error('this restore does not wait for approval');
+        const problem = checkApproval(a);
+        if (problem) throw new Error(problem);
         if (!plan)
           throw new Error('the restore is not at its approval gate yet; try again in a moment');
       },
@@ -128,7 +172,10 @@ export async function restoreUserCluster(
   );
 
   progress.step('lock: one backup or restore of this cluster at a time');
-  const release = await acquireClusterLock(userClusterName, 'restore');
+  // Not cancellable: a cancelled restore keeps the lock until it has put everything back.
+  const release = await CancellationScope.nonCancellable(() =>
+    acquireClusterLock(userClusterName, 'restore'),
+  );
   try {
     // ── Checks: nothing is changed until they all pass ──
     progress.step('verify the backup: sha256 against its manifest, etcdctl snapshot status');
@@ -176,23 +223,23 @@ export async function restoreUserCluster(
       ],
     };
 
-    if (params.requireApproval) {
-      progress.step(
-        `waiting for approval: signal "approve" or update "approveRestore" with {"approvedBy": "..."}. ` +
-          `Will destroy: ${plan.destroys.join('; ')}`,
-      );
-      await condition(() => approval !== undefined);
-      progress.note(
-        `approved by ${approval?.approvedBy}${approval?.comment ? `: ${approval.comment}` : ''}`,
-      );
-    }
-
     // ── Reversible changes: each one registers how to put it back ──
     const undo: Array<{ what: string; run: () => Promise<unknown> }> = [];
     try {
+      if (params.requireApproval) {
+        progress.step(
+          `waiting for approval: signal "approve" or update "approveRestore" with {"approvedBy": "..."}. ` +
+            `Will destroy: ${plan.destroys.join('; ')}`,
+        );
+        await condition(() => approval !== undefined);
+        progress.note(
+          `approved by ${approval?.approvedBy}${approval?.comment ? `: ${approval.comment}` : ''}`,
+        );
+      }
+
       progress.step(`H2 save PodDisruptionBudget ${profile.apiserverPdb}, then delete it`);
       const pdb = await quick.savePdb.executeWithOptions(
-        { summary: `H2 save PDB ${profile.apiserverPdb}` },
+        { summary: `H2 save PDB ${profile.apiserverPdb}`, ...UNTIL_STOPPED },
         [{ ...cluster, name: profile.apiserverPdb }],
       );
       if (pdb) {
@@ -201,7 +248,7 @@ export async function restoreUserCluster(
           run: () => quick.recreatePdb({ ...cluster, manifest: pdb }),
         });
         await quick.deletePdb.executeWithOptions(
-          { summary: `H2 delete PDB ${profile.apiserverPdb}` },
+          { summary: `H2 delete PDB ${profile.apiserverPdb}`, ...UNTIL_STOPPED },
           [{ ...cluster, name: profile.apiserverPdb }],
         );
       } else {
@@ -219,9 +266,10 @@ export async function restoreUserCluster(
           what: `scale ${target.name} back`,
           run: () => long.scaleTo({ ...target, replicas, timeoutMs: 10 * MINUTE }),
         });
-        await long.scaleTo.executeWithOptions({ summary: `H3 scale ${target.name} to 0` }, [
-          { ...target, replicas: 0, timeoutMs: 10 * MINUTE },
-        ]);
+        await long.scaleTo.executeWithOptions(
+          { summary: `H3 scale ${target.name} to 0`, ...UNTIL_STOPPED },
+          [{ ...target, replicas: 0, timeoutMs: 10 * MINUTE }],
+        );
       }
 
       progress.step(`stop every etcd member: scale ${profile.etcdStatefulSet} to 0`);
@@ -230,12 +278,14 @@ export async function restoreUserCluster(
         run: () =>
           long.scaleTo({ ...etcd, replicas: inventory.etcdReplicas, timeoutMs: 10 * MINUTE }),
       });
-      await long.scaleTo.executeWithOptions({ summary: `stop etcd: scale ${etcd.name} to 0` }, [
-        { ...etcd, replicas: 0, timeoutMs: 10 * MINUTE },
-      ]);
+      await long.scaleTo.executeWithOptions(
+        { summary: `stop etcd: scale ${etcd.name} to 0`, ...UNTIL_STOPPED },
+        [{ ...etcd, replicas: 0, timeoutMs: 10 * MINUTE }],
+      );
 
       progress.step('H5a H5b prepare each member: utility pod, snapshot copied in and checked');
-      await Promise.all(
+      // Every member's preparation settles before the first failure is acted on.
+      await settleAll(
         range(members).map(async (n) => {
           const pod = `${profile.utilityPodPrefix}-${n}`;
           undo.push({
@@ -243,17 +293,20 @@ export async function restoreUserCluster(
             run: () => long.deletePod({ ...cluster, name: pod, timeoutMs: 10 * MINUTE }),
           });
           progress.member(n, `H5a utility pod ${pod} on ${nodeOf(n)}`);
-          await long.ensureUtilityPod.executeWithOptions({ summary: `H5a utility pod ${pod}` }, [
-            {
-              ...cluster,
-              member: n,
-              nodeName: nodeOf(n),
-              gkeOnPremVersion: params.gkeOnPremVersion,
-              secretName: inventory.secretName,
-              profile,
-              timeoutMs: 10 * MINUTE,
-            },
-          ]);
+          await long.ensureUtilityPod.executeWithOptions(
+            { summary: `H5a utility pod ${pod}`, ...UNTIL_STOPPED },
+            [
+              {
+                ...cluster,
+                member: n,
+                nodeName: nodeOf(n),
+                gkeOnPremVersion: params.gkeOnPremVersion,
+                secretName: inventory.secretName,
+                profile,
+                timeoutMs: 10 * MINUTE,
+              },
+            ],
+          );
           const target = {
             ...cluster,
             pod,
@@ -262,11 +315,11 @@ export async function restoreUserCluster(
           };
           progress.member(n, `H5b copying the snapshot into ${pod}`);
           await long.copySnapshotIntoPod.executeWithOptions(
-            { summary: `H5b copy snapshot into ${pod}` },
+            { summary: `H5b copy snapshot into ${pod}`, ...UNTIL_STOPPED },
             [{ localPath: snapshot.localPath, destination: target }],
           );
           await quick.checkSnapshotInPod.executeWithOptions(
-            { summary: `check the snapshot in ${pod}` },
+            { summary: `check the snapshot in ${pod}`, ...UNTIL_STOPPED },
             [
               {
                 ...target,
@@ -292,7 +345,7 @@ export async function restoreUserCluster(
           await step.run();
         }
       });
-      progress.finish(
+      finish(
         cancelled ? 'cancelled' : 'failed',
         `${cancelled ? 'cancelled' : 'failed'}; the cluster is as it was`,
       );
@@ -416,7 +469,7 @@ export async function restoreUserCluster(
       );
     }
     for (const line of [...result, ...notes]) progress.note(line);
-    progress.finish('succeeded', `restored from ${snapshot.backupId} and verified`);
+    finish('succeeded', `restored from ${snapshot.backupId} and verified`);
     return {
       userClusterName,
       backupId: snapshot.backupId,
@@ -424,8 +477,10 @@ export async function restoreUserCluster(
       verified: [...result, ...notes],
     };
   } catch (error) {
-    if (!(error instanceof ApplicationFailure && error.type === ClusterState)) throw error;
-    progress.finish('failed', `not restored: ${error.message}`);
+    // The Web UI must not list a restore that ended as running.
+    if (!outcomeShown) {
+      finish(isCancellation(error) ? 'cancelled' : 'failed', `not restored: ${describe(error)}`);
+    }
     throw error;
   } finally {
     await CancellationScope.nonCancellable(release);
@@ -531,6 +586,22 @@ function verifyRestore(v: VerifyInput): string[] {
   if (v.pdbSaved && !v.after.pdbPresent) fail('the PodDisruptionBudget is missing');
   if (v.pdbSaved) lines.push('PodDisruptionBudget re-created with its saved spec');
   return lines;
+}
+
+/** Like Promise.all, but rejects (with the first failure) only once every promise settled. */
+async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
+  }
+  return String(error);
 }
 
 function snapshotPathIn(workDir: string): string {

@@ -202,7 +202,7 @@ export const restoreUserClusterInputSchema = z.strictObject({
   members: z.union([z.literal(1), z.literal(3)]).optional(),
   /** Wait for a person's approval before the first destructive step. */
   requireApproval: z.boolean().default(false),
-  /** Delete each member's old data as soon as it is replaced (volumes without room), as the runbook does. */
+  /** Delete each member's old data right after it is replaced, as the runbook does; by default it is kept until the restored cluster is verified. */
   deleteOldDataImmediately: z.boolean().default(false),
 });
 export type RestoreUserClusterInput = z.input<typeof restoreUserClusterInputSchema>;
