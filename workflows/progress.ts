@@ -105,7 +105,15 @@ export class Progress {
     }
     const facts = Object.entries(v.facts);
     if (facts.length > 0) lines.push('', ...facts.map(([k, value]) => `- ${k}: ${value}`));
-    lines.push('', '**Steps**', ...v.log.slice(-30).map((l) => `- ${l}`), '', `_${this.limits}_`);
+    // Blank lines around the list: the Web UI's markdown needs them to render a list.
+    lines.push(
+      '',
+      '**Steps**',
+      '',
+      ...v.log.slice(-30).map((l) => `- ${l}`),
+      '',
+      `_${this.limits}_`,
+    );
     setCurrentDetails(lines.join('\n'));
   }
 }
@@ -113,9 +121,4 @@ export class Progress {
 /** Workflow time (deterministic), HH:MM:SS UTC. */
 function clock(): string {
   return new Date().toISOString().slice(11, 19);
-}
-
-/** Runs since the workflow started, for log lines that need more than the clock. */
-export function elapsedSeconds(): number {
-  return Math.round((Date.now() - workflowInfo().startTime.getTime()) / 1000);
 }
