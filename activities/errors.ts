@@ -6,6 +6,7 @@
  * credentials or a corrupt snapshot will not get better by retrying: they fail at once.
  */
 import { ApplicationFailure } from '@temporalio/common';
+import { EtcdctlOutputError } from './etcd-commands.js';
 import { httpStatusOf } from './kube/client.js';
 import { PdbConflictError } from './kube/pdb.js';
 import { ClusterStateError } from './kube/pods.js';
@@ -19,6 +20,7 @@ export const ActivityFailureType = {
   KubeApiRejected: 'KubeApiRejected',
   MissingKubeconfig: 'MissingKubeconfig',
   CorruptSnapshot: 'CorruptSnapshot',
+  EtcdctlOutput: 'EtcdctlOutput',
 } as const;
 
 /** HTTP statuses a retry cannot cure: bad request, credentials, permissions, invalid object. */
@@ -32,6 +34,8 @@ export function classifyActivityError(error: unknown): unknown {
   if (error instanceof ClusterStateError) return permanent(ActivityFailureType.ClusterState);
   if (error instanceof PdbConflictError) return permanent(ActivityFailureType.PdbConflict);
   if (error instanceof WaitTimeoutError) return permanent(ActivityFailureType.WaitTimeout);
+  // etcdctl printed something we cannot read: another try prints the same.
+  if (error instanceof EtcdctlOutputError) return permanent(ActivityFailureType.EtcdctlOutput);
   const status = httpStatusOf(error);
   if (status !== undefined && PERMANENT_HTTP.has(status)) {
     return permanent(ActivityFailureType.KubeApiRejected);
