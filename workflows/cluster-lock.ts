@@ -9,6 +9,7 @@
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   ApplicationFailure,
+  CancellationScope,
   condition,
   defineSignal,
   ParentClosePolicy,
@@ -47,12 +48,16 @@ export async function acquireClusterLock(
   const workflowId = clusterLockId(userClusterName);
   const holder = { workflowId: workflowInfo().workflowId, operation };
   try {
-    const lock = await startChild(clusterLock, {
-      workflowId,
-      args: [holder],
-      parentClosePolicy: ParentClosePolicy.TERMINATE,
-      staticSummary: `lock of user cluster ${userClusterName}, held by ${operation} ${holder.workflowId}`,
-    });
+    // Not cancellable: cancelling the operation must not cancel its lock (that would free
+    // the cluster while the operation still runs, and leave nothing to release).
+    const lock = await CancellationScope.nonCancellable(() =>
+      startChild(clusterLock, {
+        workflowId,
+        args: [holder],
+        parentClosePolicy: ParentClosePolicy.TERMINATE,
+        staticSummary: `lock of user cluster ${userClusterName}, held by ${operation} ${holder.workflowId}`,
+      }),
+    );
     return async () => {
       await lock.signal(releaseSignal);
       await lock.result();

@@ -30,8 +30,7 @@
  * its steps until they succeed, and says so.
  *
  * Cancellation, precisely:
- *   - the cluster lock is taken in a non-cancellable scope: cancelling the restore must not
- *     cancel the lock workflow (that would free the cluster while the restore still runs);
+ *   - the cluster lock is not cancelled with the restore (see cluster-lock.ts);
  *   - steps before the point of no return wait for their activity to acknowledge the
  *     cancellation (WAIT_CANCELLATION_COMPLETED), and all members' preparations settle,
  *     before anything is put back: an undo never races a step still running in a worker;
@@ -150,7 +149,10 @@ export async function restoreUserCluster(
   };
   setHandler(planQuery, () => plan);
   setHandler(approveSignal, (a) => {
-    const problem = checkApproval(a);
+    // An approval counts only once the plan it approves could be seen.
+    const problem = plan
+      ? checkApproval(a)
+      : 'the restore is not at its approval gate yet; send it again there';
     if (problem) progress.note(`approval signal ignored: ${problem}`);
     else approval ??= a;
   });
@@ -172,10 +174,7 @@ export async function restoreUserCluster(
   );
 
   progress.step('lock: one backup or restore of this cluster at a time');
-  // Not cancellable: a cancelled restore keeps the lock until it has put everything back.
-  const release = await CancellationScope.nonCancellable(() =>
-    acquireClusterLock(userClusterName, 'restore'),
-  );
+  const release = await acquireClusterLock(userClusterName, 'restore');
   try {
     // ── Checks: nothing is changed until they all pass ──
     progress.step('verify the backup: sha256 against its manifest, etcdctl snapshot status');
