@@ -448,6 +448,10 @@ describe('pods and the kubelet', () => {
       'stat -c %a /etcd.local.config/certificates/etcd.key; cat /etcd.local.config/certificates/etcd.key',
     );
     assert.equal(r.stdout.toString(), '644\nKEY');
+    r = await sh('grep CapEff /proc/self/status');
+    assert.match(r.stdout.toString(), /CapEff:\s+0+\n/, 'no capabilities (no mknod, no mount)');
+    r = await sh('mknod /tmp/disk b 8 0');
+    assert.notEqual(r.exitCode, 0, 'cannot create device nodes');
     r = await sh('touch /usr/bin/evil');
     assert.notEqual(r.exitCode, 0, 'host /usr is read-only');
     r = await sh('echo x > /etcd.local.config/certificates/etcd.key');
@@ -469,6 +473,33 @@ describe('pods and the kubelet', () => {
     await gone('box');
     assert.equal(readFileSync(join(host, 'keep'), 'utf8'), 'keep\n');
     assert.equal(existsSync(root), false, 'the pod root is removed with the pod');
+  });
+  test('sandbox: a subPath through a symlink planted by a pod is refused', async () => {
+    const mk = (name: string, command: string[], subPath?: string): k8s.V1Pod =>
+      pod(name, {
+        containers: [
+          {
+            name: 'main',
+            image: 'x',
+            command,
+            volumeMounts: [{ name: 'data', mountPath: '/data', ...(subPath ? { subPath } : {}) }],
+          },
+        ],
+        volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'data-box' } }],
+      });
+    await c.core.createNamespacedPod({ namespace: NS, body: mk('planter', LOOP) });
+    await running('planter');
+    const r = await execIn(c.kc, NS, 'planter', 'main', ['ln', '-s', '/', '/data/escape']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    await c.core.createNamespacedPod({ namespace: NS, body: mk('escaper', LOOP, 'escape/etc') });
+    const stuck = await eventually('refused', async () => {
+      const p = await c.core.readNamespacedPod({ name: 'escaper', namespace: NS });
+      const w = p.status?.containerStatuses?.[0]?.state?.waiting;
+      return w?.message?.includes('symlink') ? w : undefined;
+    });
+    assert.equal(stuck.reason, 'ContainerCreating');
+    await c.core.deleteNamespacedPod({ name: 'escaper', namespace: NS, gracePeriodSeconds: 0 });
+    await c.core.deleteNamespacedPod({ name: 'planter', namespace: NS, gracePeriodSeconds: 0 });
   });
 });
 

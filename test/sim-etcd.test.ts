@@ -428,4 +428,57 @@ describe('HA user cluster (3 members)', () => {
     assert.deepEqual(sim.violations, []);
     assert.deepEqual(sim.loopErrors, []);
   });
+
+  test("violations: the runbook's literal H5 (data replaced while a member's etcd runs) is recorded", async () => {
+    // SPEC H5 restores every member while the kube-etcd pods still run (H6 restarts them
+    // later). Member 1 is healthy and running here, so replacing its data is flagged; with
+    // real etcd the old process then leads the restored members into "tocommit out of range"
+    // panics, which is why a workflow should stop etcd before replacing data.
+    const p = sim.profile;
+    await scale(c, ns, 'sts', p.apiserverStatefulSet, 0);
+    await scale(c, ns, 'deploy', p.maintenanceDeployment, 0);
+    const node =
+      (await c.core.readNamespacedPod({ name: 'kube-etcd-1', namespace: ns })).spec?.nodeName ?? '';
+    await c.core.createNamespacedPod({ namespace: ns, body: utilityPod(sim, 1, node) });
+    await eventually('utility running', async () => {
+      const x = await c.core.readNamespacedPod({ name: 'etcd-utility-1', namespace: ns });
+      return x.status?.containerStatuses?.[0]?.ready === true;
+    });
+    const run = (argv: string[], stdin?: Readable) =>
+      execIn(c.kc, ns, 'etcd-utility-1', p.utilityContainer, argv, stdin ? { stdin } : {});
+    assert.equal(
+      (await run(['/bin/sh', '-c', 'cat > /snapshot.db'], createReadStream(snapshot))).exitCode,
+      0,
+    );
+    const initialCluster = [0, 1, 2]
+      .map((i) => `kube-etcd-${i}=${member(p.peerUrlTemplate, i)}`)
+      .join(',');
+    const restored = await run([
+      'etcdctl',
+      ...tlsFlags(sim),
+      '--name=kube-etcd-1',
+      `--initial-cluster=${initialCluster}`,
+      `--initial-cluster-token=${p.initialClusterToken}`,
+      `--initial-advertise-peer-urls=${member(p.peerUrlTemplate, 1)}`,
+      'snapshot',
+      'restore',
+      'snapshot.db',
+    ]);
+    assert.equal(restored.exitCode, 0, restored.stderr);
+    assert.equal(sim.violations.length, 0, 'restoring into the pod root touches no member data');
+    const swap = await run([
+      '/bin/sh',
+      '-ec',
+      'cd / && rm -r var/lib/etcd/* && cp -r kube-etcd-1.etcd/* var/lib/etcd/',
+    ]);
+    assert.equal(swap.exitCode, 0, swap.stderr);
+    assert.deepEqual(
+      sim.violations.map((v) => v.kind),
+      ['data-changed-while-etcd-running'],
+    );
+    assert.match(
+      sim.violations[0]?.message ?? '',
+      /member 1's data changed by exec in pod etcd-utility-1/,
+    );
+  });
 });

@@ -137,6 +137,7 @@ test('1 GiB of stdout streams through in constant memory', async () => {
   assert.equal(received, size);
   assert.equal(hash.digest('hex'), expected.digest('hex'));
   const growth = peak - baseline;
+  if (process.env.SIM_DEBUG) console.error(`RSS growth ${Math.round(growth / 1048576)} MiB`);
   assert.ok(
     growth < 300 * 1024 * 1024,
     `RSS grew by ${Math.round(growth / 1048576)} MiB while streaming 1 GiB`,

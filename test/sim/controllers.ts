@@ -305,16 +305,24 @@ export class Controllers {
         if (!p.metadata.deletionTimestamp) this.deletePod(p);
         if (!parallel) break;
       }
-      // Rolling update: one pod at a time, highest ordinal first, when all are ready.
+      // Rolling update as the real controller does it: from the highest ordinal down, delete
+      // the first stale pod; stop at the first pod that is not healthy (Running and Ready), so
+      // a recreated pod must be Ready before its predecessor goes. OrderedReady also waits
+      // for every pod to be healthy first; Parallel replaces even crash-looping pods.
       const inRange = [...byOrdinal.entries()]
         .filter(([i]) => i < replicas)
         .sort((a, b) => b[0] - a[0]);
-      const allReady = inRange.length === replicas && inRange.every(([, p]) => isReady(p));
-      if (allReady && (sts.spec.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate') {
-        const stale = inRange.find(
-          ([, p]) => p.metadata.labels?.['controller-revision-hash'] !== revision,
-        );
-        if (stale) this.deletePod(stale[1]);
+      const rolling = (sts.spec.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate';
+      const complete = inRange.length === replicas;
+      if (rolling && complete && (parallel || inRange.every(([, p]) => isReady(p)))) {
+        for (const [, p] of inRange) {
+          const stale = p.metadata.labels?.['controller-revision-hash'] !== revision;
+          if (stale && !p.metadata.deletionTimestamp) {
+            this.deletePod(p);
+            break;
+          }
+          if (!isReady(p)) break;
+        }
       }
       const current = inRange.filter(([, p]) => !p.metadata.deletionTimestamp);
       const updated = current.filter(

@@ -4,7 +4,7 @@
  * kubeconfig file.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { ApiServer } from './apiserver.js';
@@ -82,8 +82,10 @@ export class SimCore {
   }
 
   static async start(options: CoreOptions = {}): Promise<SimCore> {
+    await collectOrphans();
     const dir = await mkdtemp(join(tmpdir(), 'sim-k8s-'));
     registerTempDir(dir);
+    await writeFile(join(dir, 'owner.pid'), `${process.pid}\n`);
     const core = new SimCore(dir, options);
     try {
       await core.init();
@@ -278,5 +280,27 @@ export class SimCore {
     if (process.env.SIM_KEEP_DIR === '1') console.error(`sim: kept ${this.dir}`);
     else await rm(this.dir, { recursive: true, force: true });
     if (!this.ownsKubeconfig) await rm(this.kubeconfigPath, { force: true });
+  }
+}
+
+/**
+ * Removes simulator directories left by a process that was SIGKILLed (no exit handler ran;
+ * its sandboxes died with it through --die-with-parent). Only directories with an
+ * `owner.pid` whose process is gone are touched.
+ */
+async function collectOrphans(): Promise<void> {
+  const base = tmpdir();
+  for (const name of await readdir(base).catch(() => [] as string[])) {
+    if (!name.startsWith('sim-k8s-')) continue;
+    const dir = join(base, name);
+    const pid = Number((await readFile(join(dir, 'owner.pid'), 'utf8').catch(() => '')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) continue;
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch (e) {
+      alive = (e as NodeJS.ErrnoException).code === 'EPERM';
+    }
+    if (!alive) await rm(dir, { recursive: true, force: true });
   }
 }

@@ -9,7 +9,7 @@
  * See README.md in this folder.
  */
 import { execFile } from 'node:child_process';
-import { lstatSync, readdirSync } from 'node:fs';
+import { constants, lstatSync, readdirSync } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClusterProfile } from '../../workflows/schemas.js';
@@ -51,6 +51,8 @@ export interface EtcdctlResult {
 /** An admin cluster with nodes and nothing else (for API-level tests). */
 export interface SimAdminCluster {
   kubeconfigPath: string;
+  /** The simulator's temporary directory (pods, volumes, certificates); removed by stop(). */
+  dir: string;
   /** API server URL, e.g. https://127.0.0.1:40123 */
   server: string;
   /** Fault injection: failNext, dropExecAfterBytes, addLatency, clear. */
@@ -114,6 +116,7 @@ export interface SimCluster extends SimAdminCluster {
 function baseApi(core: SimCore): SimAdminCluster {
   return {
     kubeconfigPath: core.kubeconfigPath,
+    dir: core.dir,
     server: `https://127.0.0.1:${core.api.port}`,
     faults: core.faults,
     violations: core.violations.list,
@@ -268,7 +271,8 @@ function userApi(
 async function scribble(file: string): Promise<void> {
   const st = await lstat(file).catch(() => undefined);
   if (!st?.isFile()) return;
-  const fh = await open(file, 'r+');
+  // O_NOFOLLOW: a pod could have replaced the file with a symlink to a host file.
+  const fh = await open(file, constants.O_RDWR | constants.O_NOFOLLOW);
   try {
     const junk = Buffer.alloc(Math.min(16384, Math.max(st.size, 1)));
     for (let i = 0; i < junk.length; i++) junk[i] = (i * 7919 + 13) & 0xff;

@@ -9,7 +9,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, normalize } from 'node:path';
 import {
   exited,
@@ -224,8 +224,22 @@ export class Kubelet extends EventEmitter {
         const vol = volumeDirs.get(vm.name);
         if (!vol)
           throw new Error(`volume "${vm.name}" of container "${c.name}" is not in spec.volumes`);
-        const source = vm.subPath ? join(vol.source, normalize(vm.subPath)) : vol.source;
-        if (vm.subPath) await mkdir(source, { recursive: true });
+        let source = vol.source;
+        if (vm.subPath) {
+          // As the real kubelet: no absolute or `..` subPaths, and no symlink that leads out.
+          if (vm.subPath.startsWith('/') || vm.subPath.split('/').includes('..')) {
+            throw new Error(`subPath "${vm.subPath}" must be a relative path without ".."`);
+          }
+          let prefix = vol.source;
+          for (const part of vm.subPath.split('/').filter(Boolean)) {
+            prefix = join(prefix, part);
+            const st = await lstat(prefix).catch(() => undefined);
+            if (st?.isSymbolicLink())
+              throw new Error(`subPath "${vm.subPath}" goes through a symlink`);
+            if (!st) await mkdir(prefix);
+          }
+          source = prefix;
+        }
         mounts.push({
           source,
           target: normalize(vm.mountPath),

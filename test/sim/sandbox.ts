@@ -69,6 +69,10 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
     '--unshare-all',
     '--share-net',
     '--die-with-parent',
+    // bwrap run by root keeps root's capabilities (mknod, mount, ...), which would let a
+    // pod reach the host's disks: drop them all.
+    '--cap-drop',
+    'ALL',
     '--bind',
     spec.rootDir,
     '/',
