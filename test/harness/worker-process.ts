@@ -1,0 +1,109 @@
+/**
+ * The worker as a separate OS process (`node --import tsx worker/main.ts`), configured
+ * through its environment exactly as an operator runs it, so tests can SIGKILL it at any
+ * instruction and start another one. Every process started here is killed when the test
+ * process exits, even if a test forgot to.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { hostname } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const READY_TIMEOUT_MS = 120_000;
+
+export interface WorkerProcessOptions {
+  /** TEMPORAL_ADDRESS */
+  address: string;
+  /** TEMPORAL_NAMESPACE */
+  namespace: string;
+  /** TEMPORAL_TASK_QUEUE */
+  taskQueue: string;
+  /** ADMIN_CLUSTER_KUBECONFIG */
+  kubeconfig: string;
+  /** BACKUP_DIR */
+  backupDir: string;
+}
+
+export interface WorkerProcess {
+  pid: number;
+  /** The SDK's default worker identity (`<pid>@<hostname>`), as history events name it. */
+  identity: string;
+  /** Resolves once the worker said it polls; rejects if it exits first. */
+  ready: Promise<void>;
+  /** Whether the process has exited (by itself or killed). */
+  exited(): boolean;
+  /** Resolves when the process has exited. */
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** The last few kB of its stdout and stderr, for failure messages. */
+  output(): string;
+  /** SIGKILL, then wait until the process is gone. Idempotent. */
+  kill(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/** Starts a worker process; `ready` resolves when it polls its task queue. */
+export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
+    cwd: REPO_ROOT,
+    env: {
+      ...process.env,
+      TEMPORAL_ADDRESS: options.address,
+      TEMPORAL_NAMESPACE: options.namespace,
+      TEMPORAL_TASK_QUEUE: options.taskQueue,
+      ADMIN_CLUSTER_KUBECONFIG: options.kubeconfig,
+      BACKUP_DIR: options.backupDir,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  if (child.pid === undefined) throw new Error('the worker process could not be started');
+  const pid = child.pid;
+  running.add(child);
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once('exit', (code, signal) => {
+      running.delete(child);
+      resolve({ code, signal });
+    });
+  });
+  const ready = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new Error(`worker ${pid} not polling after ${READY_TIMEOUT_MS} ms: ${output}`));
+    }, READY_TIMEOUT_MS);
+    const onData = (chunk: Buffer) => {
+      if (chunk.toString().includes('worker: polling task queue')) {
+        clearTimeout(timer);
+        child.stdout?.off('data', onData);
+        resolve();
+      }
+    };
+    child.stdout?.on('data', onData);
+    void exit.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`worker ${pid} exited (${code ?? signal}) before polling: ${output}`));
+    });
+  });
+  // A worker killed before it was ready is not an unhandled rejection.
+  ready.catch(() => undefined);
+  const exited = () => child.exitCode !== null || child.signalCode !== null;
+  return {
+    pid,
+    identity: `${pid}@${hostname()}`,
+    ready,
+    exited,
+    exit,
+    output: () => output,
+    async kill() {
+      if (!exited()) child.kill('SIGKILL');
+      await exit;
+    },
+  };
+}
