@@ -118,6 +118,34 @@ describe('copy', () => {
     assert.equal(sha256(readFileSync(destination)), result.sha256);
   });
 
+  test('into a pod: a stream cut mid-way is resumed, byte-identical', async () => {
+    const data = randomBytes(size);
+    const source = join(scratch, 'copy-in-cut.bin');
+    writeFileSync(source, data);
+    const destination = { ...etcdPod(1), path: '/copy-in-cut.bin' };
+    // Only the upload sends stdin; the copy's other execs are not cut.
+    sim.faults.dropExecAfterBytes(3 * 1024 * 1024, {
+      namespace: ns,
+      pod: 'kube-etcd-1',
+      direction: 'in',
+    });
+    await assert.rejects(copyToPod(kube().config, source, destination));
+    const partial = await execInPod(kube().config, {
+      ...etcdPod(1),
+      argv: ['stat', '-c', '%s', '/copy-in-cut.bin.part'],
+    });
+    const have = Number(partial.stdout.trim());
+    assert.ok(have > 0 && have < size, `a partial upload stays for the resume (${have} bytes)`);
+
+    const result = await copyToPod(kube().config, source, destination);
+    assert.equal(result.resumedFromBytes, have);
+    const remote = await execInPod(kube().config, {
+      ...etcdPod(1),
+      argv: ['sha256sum', '/copy-in-cut.bin'],
+    });
+    assert.equal(remote.stdout.split(' ')[0], sha256(data));
+  });
+
   test('into a pod: a partial upload is resumed, then renamed into place', async () => {
     const data = randomBytes(size);
     const source = join(scratch, 'copy-in.bin');

@@ -743,7 +743,7 @@ export class ApiServer {
     const wantStdin =
       url.searchParams.get('stdin') === 'true' || url.searchParams.get('stdin') === '1';
     const sandbox = this.kubelet.sandboxFor(pod, containerName, command);
-    const dropAfter = this.faults.takeExecDrop(route.namespace ?? '', route.name);
+    const drop = this.faults.takeExecDrop(route.namespace ?? '', route.name, wantStdin);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const child = spawnSandboxed(sandbox, [wantStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
       const end = this.options.onExec?.(pod, containerName, command);
@@ -751,7 +751,8 @@ export class ApiServer {
         ws,
         child,
         command,
-        ...(dropAfter !== undefined ? { dropAfterBytes: dropAfter } : {}),
+        ...(drop?.direction === 'out' ? { dropAfterBytes: drop.afterBytes } : {}),
+        ...(drop?.direction === 'in' ? { dropAfterInputBytes: drop.afterBytes } : {}),
         onDone: () => end?.(),
       });
     });

@@ -25,6 +25,8 @@ export interface ExecSession {
   command: string[];
   /** Abort the connection (no close frame) once this many output bytes were sent. */
   dropAfterBytes?: number;
+  /** Abort the connection once this many stdin bytes were received. */
+  dropAfterInputBytes?: number;
   onDone: (result: { exitCode: number | null; dropped: boolean }) => void;
 }
 
@@ -44,6 +46,7 @@ export function runExec(session: ExecSession): void {
   const v5 = ws.protocol === 'v5.channel.k8s.io';
   let inflight = 0;
   let sent = 0;
+  let received = 0;
   let finished = false;
   let dropped = false;
   const outputs: Readable[] = [];
@@ -102,8 +105,20 @@ export function runExec(session: ExecSession): void {
       if (buf.length === 0) return;
       const channel = buf[0];
       if (channel === 0) {
-        if (finished || stdin.writableEnded || stdin.destroyed) return;
-        if (!stdin.write(buf.subarray(1))) {
+        if (finished || dropped || stdin.writableEnded || stdin.destroyed) return;
+        let data = buf.subarray(1);
+        if (
+          session.dropAfterInputBytes !== undefined &&
+          received + data.length > session.dropAfterInputBytes
+        ) {
+          data = data.subarray(0, Math.max(session.dropAfterInputBytes - received, 0));
+          received += data.length;
+          // The command gets what arrived before the cut, as it would from a real broken stream.
+          stdin.write(data, () => drop());
+          return;
+        }
+        received += data.length;
+        if (!stdin.write(data)) {
           ws.pause();
           stdin.once('drain', () => ws.resume());
         }

@@ -39,9 +39,18 @@ interface FailRule {
   match?: RequestMatch;
 }
 
+/** Which bytes a stream cut counts: what the pod sends back, or what it is sent (stdin). */
+export type ExecDirection = 'out' | 'in';
+
+export interface ExecDrop {
+  afterBytes: number;
+  direction: ExecDirection;
+}
+
 interface DropRule {
   remaining: number;
   afterBytes: number;
+  direction: ExecDirection;
   namespace?: string;
   pod?: string;
 }
@@ -63,14 +72,18 @@ export class Faults {
     this.fails.push({ remaining: count, code, ...(match ? { match } : {}) });
   }
 
-  /** Cut the next `count` (default 1) exec streams of the pod after `afterBytes` output bytes. */
+  /**
+   * Cut the next `count` (default 1) exec streams of the pod after `afterBytes` bytes of
+   * output (default), or of stdin with `direction: 'in'` (a copy into a pod).
+   */
   dropExecAfterBytes(
     afterBytes: number,
-    options: { namespace?: string; pod?: string; count?: number } = {},
+    options: { namespace?: string; pod?: string; count?: number; direction?: ExecDirection } = {},
   ): void {
     this.drops.push({
       remaining: options.count ?? 1,
       afterBytes,
+      direction: options.direction ?? 'out',
       namespace: options.namespace,
       pod: options.pod,
     });
@@ -103,18 +116,19 @@ export class Faults {
   }
 
   /** @internal */
-  takeExecDrop(namespace: string, pod: string): number | undefined {
+  takeExecDrop(namespace: string, pod: string, hasStdin: boolean): ExecDrop | undefined {
     const rule = this.drops.find(
       (d) =>
         d.remaining > 0 &&
         (d.namespace === undefined || d.namespace === namespace) &&
-        (d.pod === undefined || d.pod === pod),
+        (d.pod === undefined || d.pod === pod) &&
+        (d.direction === 'out' || hasStdin),
     );
     if (!rule) return undefined;
     rule.remaining -= 1;
     this.injected += 1;
     this.drops = this.drops.filter((d) => d.remaining > 0);
-    return rule.afterBytes;
+    return { afterBytes: rule.afterBytes, direction: rule.direction };
   }
 }
 
