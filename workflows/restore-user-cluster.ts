@@ -194,7 +194,8 @@ export async function restoreUserCluster(
       [{ ...cluster, profile }],
     );
     const members = checkCluster(inventory, params.members, profile.dataClaimPrefix);
-    const nodeOf = (n: number) => inventory.members[n]?.nodeName as string;
+    // checkCluster made sure every member has a pod on a node.
+    const nodeOf = (n: number) => inventory.members.find((m) => m.member === n)?.nodeName as string;
     for (const m of inventory.members) {
       progress.member(
         m.member,
@@ -244,7 +245,10 @@ export async function restoreUserCluster(
       if (pdb) {
         undo.push({
           what: 'H9 re-create the PDB',
-          run: () => quick.recreatePdb({ ...cluster, manifest: pdb }),
+          run: () =>
+            quick.recreatePdb.executeWithOptions({ summary: 'H9 re-create the PDB' }, [
+              { ...cluster, manifest: pdb },
+            ]),
         });
         await quick.deletePdb.executeWithOptions(
           { summary: `H2 delete PDB ${profile.apiserverPdb}`, ...UNTIL_STOPPED },
@@ -263,7 +267,10 @@ export async function restoreUserCluster(
       ] as const) {
         undo.push({
           what: `scale ${target.name} back`,
-          run: () => long.scaleTo({ ...target, replicas, timeoutMs: 10 * MINUTE }),
+          run: () =>
+            long.scaleTo.executeWithOptions({ summary: `undo: scale ${target.name} back` }, [
+              { ...target, replicas, timeoutMs: 10 * MINUTE },
+            ]),
         });
         await long.scaleTo.executeWithOptions(
           { summary: `H3 scale ${target.name} to 0`, ...UNTIL_STOPPED },
@@ -275,7 +282,9 @@ export async function restoreUserCluster(
       undo.push({
         what: `scale ${etcd.name} back`,
         run: () =>
-          long.scaleTo({ ...etcd, replicas: inventory.etcdReplicas, timeoutMs: 10 * MINUTE }),
+          long.scaleTo.executeWithOptions({ summary: `undo: scale ${etcd.name} back` }, [
+            { ...etcd, replicas: inventory.etcdReplicas, timeoutMs: 10 * MINUTE },
+          ]),
       });
       await long.scaleTo.executeWithOptions(
         { summary: `stop etcd: scale ${etcd.name} to 0`, ...UNTIL_STOPPED },
@@ -289,7 +298,10 @@ export async function restoreUserCluster(
           const pod = `${profile.utilityPodPrefix}-${n}`;
           undo.push({
             what: `delete ${pod}`,
-            run: () => long.deletePod({ ...cluster, name: pod, timeoutMs: 10 * MINUTE }),
+            run: () =>
+              long.deletePod.executeWithOptions({ summary: `undo: delete ${pod}` }, [
+                { ...cluster, name: pod, timeoutMs: 10 * MINUTE },
+              ]),
           });
           progress.member(n, `H5a utility pod ${pod} on ${nodeOf(n)}`);
           await long.ensureUtilityPod.executeWithOptions(
