@@ -6,7 +6,6 @@ import { describeIssues } from './schemas.js';
 /** Failure types a caller can match on (`ApplicationFailure.type`). */
 export const FailureType = {
   InvalidInput: 'InvalidInput',
-  NotImplemented: 'NotImplemented',
 } as const;
 
 /**
