@@ -13,11 +13,15 @@ import {
   connectionFlags,
   endpointHealthCommand,
   endpointStatusCommand,
+  hashKvCommand,
   initialCluster,
+  keyCountCommand,
   memberIdToHex,
   memberName,
   parseEndpointHealth,
   parseEndpointStatus,
+  parseHashKv,
+  parseKeyCount,
   parseSnapshotStatus,
   peerUrl,
   quoteJsonIntegers,
@@ -333,4 +337,39 @@ test('R4: one member restored with a one-member identity starts and has the keys
   } finally {
     await Promise.all(members.map((m) => m.stop()));
   }
+});
+
+test('key count and hashkv at a revision read the keyspace as it was then', async () => {
+  const { revision } = parseSnapshotStatus(
+    (await runEtcdctl(snapshotStatusCommand(snapshotFile))).stdout,
+  );
+  const countAt = async (rev: number) =>
+    parseKeyCount((await runEtcdctl(keyCountCommand(source, rev))).stdout);
+  const hashAt = async (rev: number) => {
+    const hashes = parseHashKv((await runEtcdctl(hashKvCommand(source, rev))).stdout);
+    assert.equal(hashes.length, 1);
+    return hashes[0]?.hash;
+  };
+  assert.equal(
+    await countAt(revision),
+    Object.keys(KEYS).length,
+    'the keys of the snapshot, at its revision',
+  );
+  const hashAtSnapshot = await hashAt(revision);
+  const countNow = await countAt(0);
+
+  await etcdctlOnline(source, 'put', '/written/after/the/snapshot', 'x');
+  assert.equal(await countAt(0), countNow + 1, 'a new key counts now');
+  assert.equal(
+    await countAt(revision),
+    Object.keys(KEYS).length,
+    'but not at the snapshot revision',
+  );
+  assert.equal(
+    await hashAt(revision),
+    hashAtSnapshot,
+    'the keyspace at a past revision does not change',
+  );
+  assert.notEqual(await hashAt(0), hashAtSnapshot, 'the current keyspace does');
+  assert.equal(parseKeyCount('{"header":{"revision":1}}'), 0, 'etcd leaves out a zero count');
 });

@@ -40,7 +40,6 @@ import {
 } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { connectKube } from '../activities/kube/client.js';
 import { EtcdOpsClient } from '../client/client.js';
 import type { RestoreUserClusterResult } from '../workflows/schemas.js';
 import { freePort } from './harness/ports.js';
@@ -51,6 +50,7 @@ import {
   type WorkerProcess,
   type WorkerProcessOptions,
 } from './harness/worker-process.js';
+import { type ControlPlaneState, readControlPlane } from './helpers/control-plane.js';
 import { type SimCluster, startSimCluster } from './sim/index.js';
 
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -148,34 +148,7 @@ interface PreparedCluster {
   /** The backup's snapshot file in the repository. */
   snapshotPath: string;
   big: Map<string, string>;
-  replicasBefore: Replicas;
-}
-
-interface Replicas {
-  etcd: number | undefined;
-  apiserver: number | undefined;
-  maintenance: number | undefined;
-  pdbSpec: string;
-}
-
-async function readReplicas(sim: SimCluster, ns: string): Promise<Replicas> {
-  const kube = connectKube(sim.kubeconfigPath);
-  const sts = async (name: string) =>
-    (await kube.apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
-  const deploy = await kube.apps.readNamespacedDeployment({
-    name: 'gke-master-etcd-maintenance',
-    namespace: ns,
-  });
-  const pdb = await kube.policy.readNamespacedPodDisruptionBudget({
-    name: 'kube-apiserver-pdb',
-    namespace: ns,
-  });
-  return {
-    etcd: await sts('kube-etcd'),
-    apiserver: await sts('kube-apiserver'),
-    maintenance: deploy.spec?.replicas,
-    pdbSpec: JSON.stringify(pdb.spec),
-  };
+  replicasBefore: ControlPlaneState;
 }
 
 /** `etcdctl put KEY` with the value on stdin (values too big for argv). */
@@ -236,7 +209,7 @@ async function prepareCluster(
     await ops.startBackup({ userClusterName: ns, profile: sim.profile })
   ).result();
   await sim.putKey('/test/after-backup', 'must not survive the restore');
-  const replicasBefore = await readReplicas(sim, ns);
+  const replicasBefore = await readControlPlane(sim, ns);
 
   for (const n of CORRUPT) await sim.corruptMember(n);
   await sim.waitFor(
@@ -316,7 +289,7 @@ async function assertRestored(c: PreparedCluster, result: RestoreUserClusterResu
     );
   }
   sim.faults.clear();
-  assert.deepEqual(await readReplicas(sim, ns), c.replicasBefore, 'replicas and PDB as before');
+  assert.deepEqual(await readControlPlane(sim, ns), c.replicasBefore, 'replicas and PDB as before');
   assert.deepEqual(sim.violations, [], 'no protocol violation');
   assert.deepEqual(sim.loopErrors, []);
 }
@@ -658,8 +631,8 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
       sim.faults.failNext(count, code, match);
       armed += count;
     };
-    const drop = (afterBytes: number, pod: string) => {
-      sim.faults.dropExecAfterBytes(afterBytes, { namespace: ns, pod });
+    const drop = (afterBytes: number, pod: string, direction: 'in' | 'out' = 'out') => {
+      sim.faults.dropExecAfterBytes(afterBytes, { namespace: ns, pod, direction });
       armed += 1;
     };
 
@@ -668,9 +641,11 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
     failNext(1, 503, { verb: 'delete', resource: 'poddisruptionbudgets', namespace: ns });
     failNext(2, 500, { verb: 'create', resource: 'pods', namespace: ns });
     failNext(2, 500, { verb: 'exec', namespace: ns });
+    // The upload into etcd-utility-0 (its only exec with stdin) is cut after 4 KiB.
+    const copyDrop = 'etcd-utility-0';
+    drop(4096, copyDrop, 'in');
     const handle = await startRestore(c);
 
-    let copyDrop: string | undefined;
     let replaceDrop: string | undefined;
     let afterPonr = false;
     for (;;) {
@@ -679,19 +654,6 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
       if (!d) continue;
       if (!isRunning(d)) break;
       const runs = activitiesOf(await historyEvents(handle));
-      // A copy into a pod under way: cut the next exec stream in that pod.
-      if (!copyDrop) {
-        for (const p of d.raw.pendingActivities ?? []) {
-          if (p.activityType?.name !== 'copySnapshotIntoPod' || p.state !== ACTIVITY_STARTED)
-            continue;
-          const pod = podOf(runs.find((r) => r.activityId === p.activityId)?.input);
-          if (pod && (partSize(sim, ns, pod) ?? 0) > 0) {
-            drop(16, pod);
-            copyDrop = pod;
-            break;
-          }
-        }
-      }
       // A member prepared while others are not: its next exec is the data replacement.
       if (!replaceDrop) {
         const checked = runs.filter(
@@ -723,7 +685,6 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
         `(exec cut in ${copyDrop ?? 'no pod'} during its copy, in ${replaceDrop ?? 'no pod'} before its replacement)`,
     );
     assert.ok(sim.faults.injected > 0, 'faults were injected');
-    assert.ok(copyDrop, 'an exec stream was cut during a copy into a pod');
     assert.ok(afterPonr, 'faults were armed after the point of no return');
     // Every failure armed was answered, and the cut during the copy happened. (The cut armed
     // for a data replacement may come too late, if every member was prepared meanwhile.)

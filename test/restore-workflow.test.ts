@@ -15,30 +15,11 @@ import { connectKube } from '../activities/kube/client.js';
 import { EtcdOpsClient } from '../client/client.js';
 import type { RestoreUserClusterResult } from '../workflows/schemas.js';
 import { startTemporalTestContext, type TemporalTestContext } from './harness/temporal.js';
+import { readControlPlane } from './helpers/control-plane.js';
 import { type SimCluster, startSimCluster } from './sim/index.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'restore-workflow-'));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-
-async function readReplicas(sim: SimCluster, ns: string) {
-  const kube = connectKube(sim.kubeconfigPath);
-  const sts = async (name: string) =>
-    (await kube.apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
-  const deploy = await kube.apps.readNamespacedDeployment({
-    name: 'gke-master-etcd-maintenance',
-    namespace: ns,
-  });
-  const pdb = await kube.policy.readNamespacedPodDisruptionBudget({
-    name: 'kube-apiserver-pdb',
-    namespace: ns,
-  });
-  return {
-    etcd: await sts('kube-etcd'),
-    apiserver: await sts('kube-apiserver'),
-    maintenance: deploy.spec?.replicas,
-    pdbSpec: JSON.stringify(pdb.spec),
-  };
-}
 
 for (const members of [1, 3] as const) {
   describe(`restore of a ${members}-member user cluster`, () => {
@@ -65,7 +46,7 @@ for (const members of [1, 3] as const) {
         await client.startBackup({ userClusterName: ns, profile: sim.profile })
       ).result();
       await sim.putKey('/test/after-backup', 'must not survive the restore');
-      const replicasBefore = await readReplicas(sim, ns);
+      const replicasBefore = await readControlPlane(sim, ns);
 
       const corrupt = members === 1 ? [0] : [0, 2];
       for (const n of corrupt) await sim.corruptMember(n);
@@ -106,7 +87,11 @@ for (const members of [1, 3] as const) {
           assert.equal(await sim.getKey(`/test/before/${i}`, { member: m }), `value-${i}`);
         assert.equal(await sim.getKey('/test/after-backup', { member: m }), undefined);
       }
-      assert.deepEqual(await readReplicas(sim, ns), replicasBefore, 'replicas and PDB as before');
+      assert.deepEqual(
+        await readControlPlane(sim, ns),
+        replicasBefore,
+        'replicas and PDB as before',
+      );
       assert.deepEqual(sim.violations, [], 'no protocol violation');
       assert.deepEqual(sim.loopErrors, []);
 
@@ -131,7 +116,7 @@ for (const members of [1, 3] as const) {
         byte[0] = (byte[0] ?? 0) ^ 0xff;
         writeSync(fd, byte, 0, 1, middle);
         closeSync(fd);
-        const before = await readReplicas(sim, ns);
+        const before = await readControlPlane(sim, ns);
         const uids = (
           await connectKube(sim.kubeconfigPath).core.listNamespacedPod({ namespace: ns })
         ).items
@@ -152,7 +137,7 @@ for (const members of [1, 3] as const) {
         const cause = error.cause?.cause ?? error.cause;
         assert.ok(cause instanceof ApplicationFailure, String(cause));
         assert.match(cause.message, /sha256/);
-        assert.deepEqual(await readReplicas(sim, ns), before, 'nothing was changed');
+        assert.deepEqual(await readControlPlane(sim, ns), before, 'nothing was changed');
         const uidsAfter = (
           await connectKube(sim.kubeconfigPath).core.listNamespacedPod({ namespace: ns })
         ).items
