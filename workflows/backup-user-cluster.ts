@@ -7,7 +7,7 @@ import { long, quick } from './activities.js';
 import { acquireClusterLock } from './cluster-lock.js';
 import { parseInput } from './input.js';
 import { formatBackupId, podJoin } from './naming.js';
-import { Progress } from './progress.js';
+import { describeError, Progress } from './progress.js';
 import {
   type BackupUserClusterInput,
   type BackupUserClusterResult,
@@ -42,7 +42,7 @@ export async function backupUserCluster(
     release = await acquireClusterLock(userClusterName, 'backup');
   } catch (error) {
     // Refused (ClusterBusy): say so, or the Web UI would list this run as running forever.
-    progress.finish('failed', `backup refused: ${describe(error)}`);
+    progress.finish('failed', `backup refused: ${describeError(error)}`);
     throw error;
   }
   let snapshotInPod: { pod: string; path: string } | undefined;
@@ -125,7 +125,7 @@ export async function backupUserCluster(
   } catch (error) {
     progress.finish(
       isCancellation(error) ? 'cancelled' : 'failed',
-      `backup failed: ${describe(error)}`,
+      `backup failed: ${describeError(error)}`,
     );
     await CancellationScope.nonCancellable(async () => {
       // Leave nothing behind: the snapshot file in the pod, a half-copied staging file.
@@ -140,12 +140,4 @@ export async function backupUserCluster(
   } finally {
     await CancellationScope.nonCancellable(release);
   }
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = (error as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
-  }
-  return String(error);
 }

@@ -121,3 +121,12 @@ export class Progress {
 function clock(): string {
   return new Date().toISOString().slice(11, 19);
 }
+
+/** An error and its cause in one line, for details and failure messages. */
+export function describeError(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = (error as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
+  }
+  return String(error);
+}

@@ -62,7 +62,7 @@ import { long, persistent, quick } from './activities.js';
 import { acquireClusterLock } from './cluster-lock.js';
 import { parseInput } from './input.js';
 import { podJoin } from './naming.js';
-import { Progress } from './progress.js';
+import { describeError, Progress } from './progress.js';
 import {
   memberProfile,
   type RestoreUserClusterInput,
@@ -350,12 +350,24 @@ export async function restoreUserCluster(
       progress.step(
         `${cancelled ? 'cancelled' : 'failed'} before the point of no return: putting everything back`,
       );
+      // Every undo step is tried, even after one fails: leave as little changed as possible.
+      const notUndone: string[] = [];
       await CancellationScope.nonCancellable(async () => {
         for (const step of undo.reverse()) {
           progress.note(`undo: ${step.what}`);
-          await step.run();
+          await step.run().catch((undoError: unknown) => {
+            notUndone.push(`${step.what} (${describeError(undoError)})`);
+          });
         }
       });
+      if (notUndone.length > 0) {
+        finish('failed', `failed, and could not put back: ${notUndone.join('; ')}`);
+        throw ApplicationFailure.nonRetryable(
+          `restore ${cancelled ? 'cancelled' : `failed (${describeError(error)})`} before the point of no return, ` +
+            `and these changes could not be put back; a person must: ${notUndone.join('; ')}`,
+          'UndoFailed',
+        );
+      }
       finish(
         cancelled ? 'cancelled' : 'failed',
         `${cancelled ? 'cancelled' : 'failed'}; the cluster is as it was`,
@@ -490,7 +502,10 @@ export async function restoreUserCluster(
   } catch (error) {
     // The Web UI must not list a restore that ended as running.
     if (!outcomeShown) {
-      finish(isCancellation(error) ? 'cancelled' : 'failed', `not restored: ${describe(error)}`);
+      finish(
+        isCancellation(error) ? 'cancelled' : 'failed',
+        `not restored: ${describeError(error)}`,
+      );
     }
     throw error;
   } finally {
@@ -605,14 +620,6 @@ async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failed) throw failed.reason;
   return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
-}
-
-function describe(error: unknown): string {
-  if (error instanceof Error) {
-    const cause = (error as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${error.message}: ${cause.message}` : error.message;
-  }
-  return String(error);
 }
 
 function snapshotPathIn(workDir: string): string {
