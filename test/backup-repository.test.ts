@@ -384,3 +384,41 @@ test('backupsToKeep never drops the newest, even with keepLast 0', () => {
     ['y'],
   );
 });
+
+test('a snapshot file on the worker is imported as a backup, verified like any other', async () => {
+  const repo = newRepository();
+  const record = await repo.importFile({
+    userClusterName: 'c1',
+    backupId: 'import-1',
+    path: snapshot.path,
+  });
+  assert.equal(record.sha256, sha256(snapshotBytes));
+  assert.equal(record.sizeBytes, snapshotBytes.length);
+  assert.equal(record.revision, snapshot.status.revision);
+  assert.equal(record.etcdHash, snapshot.status.hash);
+  assert.equal(record.sourcePod, `file:${snapshot.path}`);
+  assert.deepEqual(await readFile(record.snapshotPath), snapshotBytes);
+  assert.equal((await repo.verify('import-1', 'c1')).record.id, 'import-1');
+  assert.deepEqual(
+    await repo.importFile({ userClusterName: 'c1', backupId: 'import-1', path: snapshot.path }),
+    record,
+  );
+
+  const notASnapshot = join(tmp, 'not-a-snapshot.db');
+  await writeFile(notASnapshot, 'hello');
+  await rejectsWith(
+    repo.importFile({ userClusterName: 'c1', backupId: 'import-2', path: notASnapshot }),
+    BackupFailureType.Corrupt,
+    /not a usable etcd snapshot/,
+  );
+  await rejectsWith(
+    repo.importFile({ userClusterName: 'c1', backupId: 'import-3', path: join(tmp, 'missing.db') }),
+    BackupFailureType.NotFound,
+    /no snapshot file/,
+  );
+  assert.deepEqual(
+    (await repo.list('c1')).map((b) => b.id),
+    ['import-1'],
+    'nothing half-imported is listed',
+  );
+});

@@ -102,6 +102,25 @@ for (const members of [1, 3] as const) {
     });
 
     if (members === 1) {
+      test('a snapshot file given by path is imported, verified and restored', async () => {
+        const backup = await (
+          await client.startBackup({ userClusterName: ns, profile: sim.profile })
+        ).result();
+        await sim.putKey('/test/after-file-backup', 'must not survive');
+        const result = await (
+          await client.startRestore({
+            userClusterName: ns,
+            gkeOnPremVersion: '1.5.0-gke.0',
+            backup: { path: backup.backup.snapshotPath },
+            profile: sim.profile,
+          })
+        ).result();
+        assert.match(result.backupId, /^import-/, 'restored from the imported copy');
+        assert.equal(await sim.getKey('/test/after-file-backup'), undefined);
+        assert.equal(await sim.getKey('/test/before/0'), 'value-0');
+        assert.deepEqual(sim.violations, []);
+      });
+
       test('a corrupt backup is refused before any change', async () => {
         const backup = await (
           await client.startBackup({ userClusterName: ns, profile: sim.profile })
