@@ -164,14 +164,7 @@ export function endpointHealthCommand(
   options: EndpointQueryOptions = {},
   binary?: EtcdctlBinary,
 ): EtcdctlCommand {
-  return command(binary, [
-    ...connectionFlags(profile),
-    'endpoint',
-    'health',
-    '-w',
-    'json',
-    ...(options.cluster ? ['--cluster'] : []),
-  ]);
+  return endpointCommand(profile, 'health', [], options, binary);
 }
 
 /**
@@ -183,14 +176,7 @@ export function endpointStatusCommand(
   options: EndpointQueryOptions = {},
   binary?: EtcdctlBinary,
 ): EtcdctlCommand {
-  return command(binary, [
-    ...connectionFlags(profile),
-    'endpoint',
-    'status',
-    '-w',
-    'json',
-    ...(options.cluster ? ['--cluster'] : []),
-  ]);
+  return endpointCommand(profile, 'status', [], options, binary);
 }
 
 /**
@@ -227,11 +213,28 @@ export function hashKvCommand(
   options: EndpointQueryOptions = {},
   binary?: EtcdctlBinary,
 ): EtcdctlCommand {
+  return endpointCommand(
+    profile,
+    'hashkv',
+    [`--rev=${checkedRevision(revision)}`],
+    options,
+    binary,
+  );
+}
+
+/** `etcdctl <connection flags> endpoint <subcommand> <args> -w json [--cluster]`. */
+function endpointCommand(
+  profile: ClusterProfile,
+  subcommand: 'health' | 'status' | 'hashkv',
+  args: string[],
+  options: EndpointQueryOptions,
+  binary: EtcdctlBinary | undefined,
+): EtcdctlCommand {
   return command(binary, [
     ...connectionFlags(profile),
     'endpoint',
-    'hashkv',
-    `--rev=${checkedRevision(revision)}`,
+    subcommand,
+    ...args,
     '-w',
     'json',
     ...(options.cluster ? ['--cluster'] : []),
