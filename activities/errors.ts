@@ -6,22 +6,12 @@
  * credentials or a corrupt snapshot will not get better by retrying: they fail at once.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { EtcdctlOutputError } from './etcd-commands.js';
+import { FailureType } from '../workflows/contract/index.js';
+import { PdbConflictError } from './cluster/pdb.js';
+import { ClusterStateError } from './cluster/pods.js';
+import { EtcdctlOutputError } from './etcd/commands.js';
 import { httpStatusOf } from './kube/client.js';
-import { PdbConflictError } from './kube/pdb.js';
-import { ClusterStateError } from './kube/pods.js';
 import { WaitTimeoutError } from './kube/wait.js';
-
-/** `ApplicationFailure.type` values the workflows and operators can match on. */
-export const ActivityFailureType = {
-  ClusterState: 'ClusterState',
-  PdbConflict: 'PdbConflict',
-  WaitTimeout: 'WaitTimeout',
-  KubeApiRejected: 'KubeApiRejected',
-  MissingKubeconfig: 'MissingKubeconfig',
-  CorruptSnapshot: 'CorruptSnapshot',
-  EtcdctlOutput: 'EtcdctlOutput',
-} as const;
 
 /** HTTP statuses a retry cannot cure: bad request, credentials, permissions, invalid object. */
 const PERMANENT_HTTP = new Set([400, 401, 403, 405, 415, 422]);
@@ -30,15 +20,15 @@ const PERMANENT_HTTP = new Set([400, 401, 403, 405, 415, 422]);
 export function classifyActivityError(error: unknown): unknown {
   if (error instanceof ApplicationFailure) return error;
   const message = error instanceof Error ? error.message : String(error);
-  const permanent = (type: string) => ApplicationFailure.nonRetryable(message, type);
-  if (error instanceof ClusterStateError) return permanent(ActivityFailureType.ClusterState);
-  if (error instanceof PdbConflictError) return permanent(ActivityFailureType.PdbConflict);
-  if (error instanceof WaitTimeoutError) return permanent(ActivityFailureType.WaitTimeout);
+  const permanent = (type: FailureType) => ApplicationFailure.nonRetryable(message, type);
+  if (error instanceof ClusterStateError) return permanent(FailureType.ClusterState);
+  if (error instanceof PdbConflictError) return permanent(FailureType.PdbConflict);
+  if (error instanceof WaitTimeoutError) return permanent(FailureType.WaitTimeout);
   // etcdctl printed something we cannot read: another try prints the same.
-  if (error instanceof EtcdctlOutputError) return permanent(ActivityFailureType.EtcdctlOutput);
+  if (error instanceof EtcdctlOutputError) return permanent(FailureType.EtcdctlOutput);
   const status = httpStatusOf(error);
   if (status !== undefined && PERMANENT_HTTP.has(status)) {
-    return permanent(ActivityFailureType.KubeApiRejected);
+    return permanent(FailureType.KubeApiRejected);
   }
   return error;
 }

@@ -1,28 +1,33 @@
 /**
- * The activities of every workflow, built from their dependencies (the pattern of the
- * Temporal sample `activities-dependency-injection`): tests hand in the simulated
- * cluster's kubeconfig and a temporary backup directory; the worker hands in its own.
- * Every activity heartbeats while it runs and has its errors classified: retryable unless
- * retrying cannot help.
+ * The activities of every workflow, built from live dependencies (the pattern of the
+ * Temporal sample `activities-dependency-injection`): the worker builds the Kubernetes
+ * client factory, the backup stores and the local etcdctl once and hands them in; tests
+ * hand in the simulated cluster's. Every activity heartbeats while it runs and has its
+ * errors classified: retryable unless retrying cannot help.
  */
-import { createBackupActivities } from './backup-activities.js';
-import { createClusterActivities } from './cluster-activities.js';
+import { createClusterActivities } from './cluster/activities.js';
+import { keepAlive } from './context.js';
 import { classifyActivityError } from './errors.js';
-import { createEtcdActivities } from './etcd-activities.js';
-import { keepAlive } from './temporal-context.js';
+import { createEtcdActivities } from './etcd/activities.js';
+import type { LocalEtcdctl } from './etcd/local-etcdctl.js';
+import type { KubeClients } from './kube/client.js';
+import { createRepositoryActivities } from './repository/activities.js';
+import type { BackupStores } from './repository/store.js';
 
 export interface ActivityDeps {
-  /** ADMIN_CLUSTER_KUBECONFIG used when a workflow input names none. */
-  defaultKubeconfig?: string;
-  /** Backup repository used when a workflow input names none. */
-  defaultBackupDir: string;
+  /** Clients of the admin cluster a request names. */
+  kube: KubeClients;
+  /** The backup store of the repository a request names. */
+  backups: BackupStores;
+  /** etcdctl on the worker, for snapshot files in a local store. */
+  etcdctl: LocalEtcdctl;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return asActivities({
     ...createClusterActivities(deps),
     ...createEtcdActivities(deps),
-    ...createBackupActivities(deps),
+    ...createRepositoryActivities(deps),
   });
 }
 

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { connectKube } from '../activities/kube/client.js';
-import { copyFromPod, copyToPod } from '../activities/kube/copy.js';
+import { copyFromPod, copyToPod, fileDestination, fileSource } from '../activities/kube/copy.js';
 import { execInPodChecked } from '../activities/kube/exec.js';
 import { startSimCluster } from '../test/sim/index.js';
 
@@ -46,11 +46,12 @@ try {
 
   const local = join(scratch, 'bench.bin');
   await measure('copy out of the pod (B3)', () =>
-    copyFromPod(kube.config, { ...pod, path: '/bench.bin' }, local),
+    copyFromPod(kube.config, { ...pod, path: '/bench.bin' }, fileDestination(local)),
   );
   if (statSync(local).size !== mib * 1024 * 1024) throw new Error('copy out: wrong size');
+  const source = await fileSource(local);
   await measure('copy into the pod (R3/H5b)', () =>
-    copyToPod(kube.config, local, { ...pod, path: '/bench-in.bin' }),
+    copyToPod(kube.config, source, { ...pod, path: '/bench-in.bin' }),
   );
 } finally {
   await sim.stop();

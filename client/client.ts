@@ -13,17 +13,20 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import type { z } from 'zod';
-import { BACKUP_LIMITS, type backupUserCluster } from '../workflows/backup-user-cluster.js';
-import { compactTimestamp } from '../workflows/naming.js';
-import { RESTORE_LIMITS } from '../workflows/restore-user-cluster.js';
+import { BACKUP_LIMITS, backupUserCluster } from '../workflows/backup/backup-user-cluster.js';
 import {
   type BackupUserClusterInput,
+  backupScheduleId,
   backupUserClusterInputSchema,
-  describeIssues,
+  operationWorkflowId,
+  parseOrFail,
   type RestoreUserClusterInput,
   restoreUserClusterInputSchema,
-} from '../workflows/schemas.js';
-import type { TemporalConfig } from './config.js';
+  scheduledBackupWorkflowId,
+} from '../workflows/contract/index.js';
+import { approveUpdate } from '../workflows/restore/approval.js';
+import { RESTORE_LIMITS, restoreUserCluster } from '../workflows/restore/workflow.js';
+import type { ClientConfig } from './config.js';
 
 /** A bad input, caught before anything was started. */
 export class InvalidInputError extends Error {
@@ -41,9 +44,8 @@ export interface BackupScheduleOptions {
   note?: string;
 }
 
-export function backupScheduleId(userClusterName: string): string {
-  return `etcd-backup-${userClusterName}`;
-}
+export type BackupHandle = WorkflowHandleWithFirstExecutionRunId<typeof backupUserCluster>;
+export type RestoreHandle = WorkflowHandleWithFirstExecutionRunId<typeof restoreUserCluster>;
 
 export class EtcdOpsClient {
   constructor(
@@ -51,8 +53,8 @@ export class EtcdOpsClient {
     readonly taskQueue: string,
   ) {}
 
-  static async connect(config: TemporalConfig): Promise<EtcdOpsClient> {
-    const connection = await Connection.connect({ address: config.address });
+  static async connect(config: ClientConfig): Promise<EtcdOpsClient> {
+    const connection = await Connection.connect(config.connection);
     return new EtcdOpsClient(
       new Client({ connection, namespace: config.namespace }),
       config.taskQueue,
@@ -64,13 +66,11 @@ export class EtcdOpsClient {
   }
 
   /** Starts a backup (SPEC B1–B4); the id says which cluster and when. */
-  async startBackup(
-    input: BackupUserClusterInput,
-  ): Promise<WorkflowHandleWithFirstExecutionRunId<typeof backupUserCluster>> {
+  async startBackup(input: BackupUserClusterInput): Promise<BackupHandle> {
     const params = validate(backupUserClusterInputSchema, input);
-    return this.client.workflow.start('backupUserCluster', {
+    return this.client.workflow.start(backupUserCluster, {
       taskQueue: this.taskQueue,
-      workflowId: `etcd-backup-${params.userClusterName}-${timestamp()}-${suffix()}`,
+      workflowId: operationWorkflowId('backup', params.userClusterName, new Date(), suffix()),
       args: [input],
       staticSummary: `Back up etcd of user cluster ${params.userClusterName}`,
       staticDetails: BACKUP_LIMITS,
@@ -78,14 +78,12 @@ export class EtcdOpsClient {
   }
 
   /** Starts a restore (SPEC R1–R9 or H1–H9). */
-  async startRestore(
-    input: RestoreUserClusterInput,
-  ): Promise<WorkflowHandleWithFirstExecutionRunId> {
+  async startRestore(input: RestoreUserClusterInput): Promise<RestoreHandle> {
     const params = validate(restoreUserClusterInputSchema, input);
     const from = params.backup.backupId ?? params.backup.path;
-    return this.client.workflow.start('restoreUserCluster', {
+    return this.client.workflow.start(restoreUserCluster, {
       taskQueue: this.taskQueue,
-      workflowId: `etcd-restore-${params.userClusterName}-${timestamp()}-${suffix()}`,
+      workflowId: operationWorkflowId('restore', params.userClusterName, new Date(), suffix()),
       args: [input],
       staticSummary: `Restore etcd of user cluster ${params.userClusterName} from ${from}`,
       staticDetails: RESTORE_LIMITS,
@@ -96,7 +94,7 @@ export class EtcdOpsClient {
   async approveRestore(workflowId: string, approvedBy: string): Promise<string> {
     return this.client.workflow
       .getHandle(workflowId)
-      .executeUpdate('approveRestore', { args: [{ approvedBy }] });
+      .executeUpdate(approveUpdate, { args: [{ approvedBy }] });
   }
 
   /** Creates the backup Schedule of a cluster: overlap SKIP, one at a time. */
@@ -107,9 +105,9 @@ export class EtcdOpsClient {
       spec: cadenceSpec(options.cadence),
       action: {
         type: 'startWorkflow',
-        workflowType: 'backupUserCluster',
+        workflowType: backupUserCluster,
         taskQueue: this.taskQueue,
-        workflowId: `etcd-backup-${params.userClusterName}`,
+        workflowId: scheduledBackupWorkflowId(params.userClusterName),
         args: [options.input],
         staticSummary: `Scheduled backup of etcd of user cluster ${params.userClusterName}`,
         staticDetails: BACKUP_LIMITS,
@@ -125,7 +123,7 @@ export class EtcdOpsClient {
     change: { cadence?: BackupCadence; input?: BackupUserClusterInput },
   ): Promise<void> {
     if (change.input) validate(backupUserClusterInputSchema, change.input);
-    await this.client.schedule.getHandle(backupScheduleId(userClusterName)).update((previous) => ({
+    await this.backupSchedule(userClusterName).update((previous) => ({
       ...previous,
       spec: change.cadence ? cadenceSpec(change.cadence) : previous.spec,
       action:
@@ -136,15 +134,15 @@ export class EtcdOpsClient {
   }
 
   async pauseBackupSchedule(userClusterName: string, note?: string): Promise<void> {
-    await this.client.schedule.getHandle(backupScheduleId(userClusterName)).pause(note);
+    await this.backupSchedule(userClusterName).pause(note);
   }
 
   async unpauseBackupSchedule(userClusterName: string, note?: string): Promise<void> {
-    await this.client.schedule.getHandle(backupScheduleId(userClusterName)).unpause(note);
+    await this.backupSchedule(userClusterName).unpause(note);
   }
 
   async deleteBackupSchedule(userClusterName: string): Promise<void> {
-    await this.client.schedule.getHandle(backupScheduleId(userClusterName)).delete();
+    await this.backupSchedule(userClusterName).delete();
   }
 
   backupSchedule(userClusterName: string): ScheduleHandle {
@@ -159,20 +157,9 @@ function cadenceSpec(cadence: BackupCadence): ScheduleSpec {
 }
 
 function validate<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
-  const result = schema.safeParse(input);
-  if (!result.success)
-    throw new InvalidInputError(`invalid input: ${describeIssues(result.error)}`);
-  return result.data;
+  return parseOrFail(schema, input, (issues) => new InvalidInputError(`invalid input: ${issues}`));
 }
 
-function timestamp(): string {
-  return compactTimestamp(new Date());
-}
-
-/**
- * Ids are to the second: without a suffix, two starts in the same second collide and the
- * second fails with "workflow already started" instead of the cluster lock's ClusterBusy.
- */
 function suffix(): string {
   return randomUUID().slice(0, 8);
 }

@@ -1,37 +1,41 @@
-/** Where the Temporal server is, read from the environment the same way by worker and client. */
+/**
+ * Where the Temporal server is, for the client and the CLI: read as every Temporal tool
+ * reads it (@temporalio/envconfig: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_PROFILE,
+ * TEMPORAL_CONFIG_FILE, TLS and API key settings), plus the task queue the worker polls.
+ */
+import type { ConnectionOptions } from '@temporalio/client';
+import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { z } from 'zod';
-import { describeIssues } from '../workflows/schemas.js';
+import { DEFAULT_TASK_QUEUE, parseOrFail } from '../workflows/contract/index.js';
 
-export const DEFAULT_TASK_QUEUE = 'etcd-ha-restore';
-
-export const temporalConfigSchema = z.object({
-  /** host:port of the Temporal frontend. */
-  TEMPORAL_ADDRESS: z.string().min(1).default('localhost:7233'),
-  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
-  /** Task queue the worker polls and the client starts workflows on. */
-  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
-});
-
-export interface TemporalConfig {
-  address: string;
+export interface ClientConfig {
+  connection: ConnectionOptions;
   namespace: string;
   taskQueue: string;
 }
 
-/** Reads `schema` from `env`; a bad value stops the program with a message naming the variable. */
-export function parseEnv<S extends z.ZodType>(schema: S, env: NodeJS.ProcessEnv): z.output<S> {
-  const result = schema.safeParse(env);
-  if (!result.success) {
-    throw new Error(`invalid configuration in the environment: ${describeIssues(result.error)}`);
-  }
-  return result.data;
-}
+const taskQueueEnv = z.object({
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
+});
 
-export function loadTemporalConfig(env: NodeJS.ProcessEnv = process.env): TemporalConfig {
-  const parsed = parseEnv(temporalConfigSchema, env);
+/** The connection from the environment (and the Temporal CLI's profiles); flags override. */
+export function loadClientConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: { address?: string; namespace?: string; taskQueue?: string } = {},
+): ClientConfig {
+  const { TEMPORAL_TASK_QUEUE } = parseOrFail(taskQueueEnv, env, (issues) =>
+    Error(`invalid configuration in the environment: ${issues}`),
+  );
+  const vars = Object.fromEntries(
+    Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined),
+  );
+  const { connectionOptions, namespace } = loadClientConnectConfig({ overrideEnvVars: vars });
   return {
-    address: parsed.TEMPORAL_ADDRESS,
-    namespace: parsed.TEMPORAL_NAMESPACE,
-    taskQueue: parsed.TEMPORAL_TASK_QUEUE,
+    connection: {
+      ...(connectionOptions as ConnectionOptions),
+      ...(overrides.address ? { address: overrides.address } : {}),
+    },
+    namespace: overrides.namespace ?? namespace ?? 'default',
+    taskQueue: overrides.taskQueue ?? TEMPORAL_TASK_QUEUE,
   };
 }

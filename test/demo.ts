@@ -18,7 +18,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { EtcdOpsClient } from '../client/client.js';
 import { followProgress } from '../client/watch.js';
-import { createWorker } from '../worker/create-worker.js';
+import { activityDeps, createWorker } from '../worker/create-worker.js';
 import { startDevServer } from './harness/temporal.js';
 import { startSimCluster } from './sim/index.js';
 
@@ -59,14 +59,14 @@ try {
   cleanups.push(() => sim.stop());
   say(`admin cluster kubeconfig: ${sim.kubeconfigPath}`);
 
+  const backupDir = join(scratch, 'backups');
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const taskQueue = 'etcd-ha-restore';
   const worker = await createWorker({
     connection: nativeConnection,
     namespace: server.namespace,
     taskQueue,
-    defaultKubeconfig: sim.kubeconfigPath,
-    defaultBackupDir: join(scratch, 'backups'),
+    deps: activityDeps({ adminKubeconfig: sim.kubeconfigPath, backupDir }),
   });
   const running = worker.run();
   cleanups.push(async () => {
@@ -86,7 +86,7 @@ try {
   await followProgress(backupRun, (line) => say(`  ${line}`));
   const { backup } = await backupRun.result();
   say(
-    `backup ${backup.id}: revision ${backup.revision}, ${backup.sizeBytes} bytes, in ${backup.snapshotPath}`,
+    `backup ${backup.id}: revision ${backup.revision}, ${backup.sizeBytes} bytes, in ${backupDir}`,
   );
 
   await sim.putKey('/demo/written-after-the-backup', 'the restore will not bring this back');

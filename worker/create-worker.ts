@@ -2,7 +2,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { localEtcdctl } from '../activities/etcd/local-etcdctl.js';
 import { type ActivityDeps, createActivities } from '../activities/index.js';
+import { kubeconfigClients } from '../activities/kube/client.js';
+import { fileSystemStores } from '../activities/repository/fs-store.js';
 
 /** The workflow bundle's entry: the TypeScript source when run from it, else the build. */
 export function workflowsPath(): string {
@@ -12,16 +15,29 @@ export function workflowsPath(): string {
     : fileURLToPath(new URL('../workflows/index.js', import.meta.url));
 }
 
-export interface CreateWorkerOptions extends ActivityDeps {
+/** The activities' dependencies, built once: what this worker may reach, and how. */
+export function activityDeps(config: {
+  adminKubeconfig?: string;
+  backupDir: string;
+}): ActivityDeps {
+  return {
+    kube: kubeconfigClients(config.adminKubeconfig),
+    backups: fileSystemStores(config.backupDir),
+    etcdctl: localEtcdctl(),
+  };
+}
+
+export interface CreateWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
+  deps: ActivityDeps;
   /** A prebuilt bundle (tests bundle once per process); bundled from source if absent. */
   workflowBundle?: WorkerOptions['workflowBundle'];
 }
 
 export function createWorker(options: CreateWorkerOptions): Promise<Worker> {
-  const { connection, namespace, taskQueue, workflowBundle, ...deps } = options;
+  const { connection, namespace, taskQueue, workflowBundle, deps } = options;
   return Worker.create({
     connection,
     namespace,

@@ -4,21 +4,20 @@
  */
 import { NativeConnection } from '@temporalio/worker';
 import { loadWorkerConfig } from './config.js';
-import { createWorker } from './create-worker.js';
+import { activityDeps, createWorker } from './create-worker.js';
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
-  const connection = await NativeConnection.connect({ address: config.address });
+  const connection = await NativeConnection.connect(config.connection);
   try {
     const worker = await createWorker({
       connection,
       namespace: config.namespace,
       taskQueue: config.taskQueue,
-      defaultKubeconfig: config.adminKubeconfig,
-      defaultBackupDir: config.backupDir,
+      deps: activityDeps(config),
     });
     console.log(
-      `worker: polling task queue ${config.taskQueue} on ${config.address} (namespace ${config.namespace}); backups in ${config.backupDir}`,
+      `worker: polling task queue ${config.taskQueue} on ${config.connection.address ?? 'localhost:7233'} (namespace ${config.namespace}); backups in ${config.backupDir}`,
     );
     await worker.run();
   } finally {

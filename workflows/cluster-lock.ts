@@ -17,12 +17,9 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
+import { clusterLockId, FailureType } from './contract/index.js';
 
 export const releaseSignal = defineSignal('release');
-
-export function clusterLockId(userClusterName: string): string {
-  return `etcd-lock-${userClusterName}`;
-}
 
 /** The lock: holds until released (or terminated with its parent). */
 export async function clusterLock(holder: {
@@ -36,9 +33,6 @@ export async function clusterLock(holder: {
   await condition(() => released);
   return `released by ${holder.operation} ${holder.workflowId}`;
 }
-
-/** The lock is held by another operation on the same cluster. */
-export const ClusterBusy = 'ClusterBusy';
 
 /** Takes the cluster's lock; resolves to the release function. */
 export async function acquireClusterLock(
@@ -67,7 +61,7 @@ export async function acquireClusterLock(
       throw ApplicationFailure.nonRetryable(
         `another backup or restore of user cluster ${userClusterName} is running (its lock workflow ${workflowId} is open; ` +
           'see which operation holds it in the Web UI); try again when it has finished',
-        ClusterBusy,
+        FailureType.ClusterBusy,
       );
     }
     throw error;

@@ -1,4 +1,4 @@
 /** Every workflow the worker registers; this file is the entry of the workflow bundle. */
-export { backupUserCluster } from './backup-user-cluster.js';
+export { backupUserCluster } from './backup/backup-user-cluster.js';
 export { clusterLock } from './cluster-lock.js';
-export { restoreUserCluster } from './restore-user-cluster.js';
+export { restoreUserCluster } from './restore/workflow.js';

@@ -15,7 +15,7 @@ import {
   type Operation,
   type Outcome,
   UserClusterName,
-} from './search-attributes.js';
+} from './contract/index.js';
 
 export interface ProgressView {
   operation: Operation;

@@ -1,4 +1,4 @@
-/** Kubernetes API clients for one admin cluster kubeconfig. */
+/** Kubernetes API clients of an admin cluster, and how API errors are read. */
 import {
   AppsV1Api,
   CoreV1Api,
@@ -7,6 +7,8 @@ import {
   PolicyV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/common';
+import { type ClusterRef, FailureType } from '../../workflows/contract/index.js';
 
 export interface Kube {
   config: KubeConfig;
@@ -15,7 +17,30 @@ export interface Kube {
   policy: PolicyV1Api;
 }
 
-/** Reads the kubeconfig file afresh each time: a rotated credential is picked up on retry. */
+/** The clients of the admin cluster a request names: the dependency activities get. */
+export interface KubeClients {
+  forCluster(ref: Pick<ClusterRef, 'adminKubeconfig'>): Kube;
+}
+
+/**
+ * Clients from the kubeconfig a request names, else the worker's default. The file is read
+ * afresh on each call: a rotated credential is picked up on retry.
+ */
+export function kubeconfigClients(defaultKubeconfig: string | undefined): KubeClients {
+  return {
+    forCluster(ref) {
+      const path = ref.adminKubeconfig ?? defaultKubeconfig;
+      if (!path) {
+        throw ApplicationFailure.nonRetryable(
+          'no admin cluster kubeconfig: give adminKubeconfig in the workflow input or set ADMIN_CLUSTER_KUBECONFIG on the worker',
+          FailureType.MissingKubeconfig,
+        );
+      }
+      return connectKube(path);
+    },
+  };
+}
+
 export function connectKube(kubeconfigPath: string): Kube {
   const config = new KubeConfig();
   config.loadFromFile(kubeconfigPath);

@@ -9,9 +9,11 @@
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, open, stat, truncate } from 'node:fs/promises';
-import { Transform, type TransformCallback, Writable } from 'node:stream';
+import { open, stat } from 'node:fs/promises';
+import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { CopyResult } from '../../workflows/contract/index.js';
 import { execInPodChecked } from './exec.js';
 
 export interface PodFile {
@@ -25,13 +27,6 @@ export interface PodFile {
 export interface CopyProgress {
   bytesDone: number;
   totalBytes: number;
-}
-
-export interface CopyResult {
-  sizeBytes: number;
-  sha256: string;
-  /** Bytes already in place from an earlier attempt, not sent again. */
-  resumedFromBytes: number;
 }
 
 export interface CopyOptions {
@@ -70,43 +65,83 @@ export async function statPodFile(
 }
 
 /**
- * Copies `source` out of the pod into `destination` on this machine. A retry continues
- * from the size `destination` already has; bytes beyond the source's size mean a different
- * file and are dropped. On success the whole file's sha256 equals the pod's and it is
- * fsynced; giving it its final name is the caller's (the backup repository's commit).
+ * Where a copy out of a pod goes, resumably: what an earlier attempt already received, and
+ * a stream to continue from there. The backup store's staging area is one; a plain file
+ * (`fileDestination`) is another.
+ */
+export interface CopyDestination {
+  /** Bytes already received by an earlier attempt. */
+  size(): Promise<number>;
+  /** Those bytes, so the hash computed on the way covers the whole file. */
+  readExisting(): Promise<Readable>;
+  /**
+   * A stream that writes from `offset` (≤ size) on, dropping anything after it; it finishes
+   * only once the bytes are durable, so awaiting the copy means the data is on disk.
+   */
+  writeFrom(offset: number): Promise<Writable>;
+}
+
+/** What a copy into a pod sends: its size and sha256 known in advance, readable from any offset. */
+export interface CopySource {
+  /** For messages. */
+  name: string;
+  sizeBytes: number;
+  sha256: string;
+  read(offset: number): Promise<Readable>;
+}
+
+/**
+ * Copies `source` out of the pod into `destination`. A retry continues from the bytes the
+ * destination already has; bytes beyond the source's size mean a different file and are
+ * dropped. On success the whole file's sha256 equals the pod's and it is durable; giving it
+ * its final name is the caller's (the backup store's commit).
  */
 export async function copyFromPod(
   kubeConfig: KubeConfig,
   source: PodFile,
-  destination: string,
+  destination: CopyDestination,
   options: CopyOptions = {},
 ): Promise<CopyResult> {
   const remote = await statPodFile(kubeConfig, source, options.signal);
   if (!remote) throw new Error(`${source.namespace}/${source.pod}:${source.path} does not exist`);
-  let have = (await localSize(destination)) ?? 0;
-  if (have > remote.sizeBytes) {
-    await truncate(destination, 0);
-    have = 0;
-  }
+  let have = await destination.size();
+  if (have > remote.sizeBytes) have = 0;
   // The hash of what we already have, so the one computed on the way covers every byte.
   const hash = createHash('sha256');
-  if (have > 0) await hashFile(destination, hash, have);
-  const file = await open(destination, have > 0 ? 'r+' : 'w', 0o600);
-  try {
-    await execInPodChecked(kubeConfig, {
-      ...target(source),
-      argv: ['tail', '-c', `+${have + 1}`, source.path],
-      stdout: new HashingFileSink(file, have, hash, remote.sizeBytes, options.onProgress),
-      signal: options.signal,
-    });
-  } finally {
-    await file.close();
+  if (have > 0) {
+    let hashed = 0;
+    for await (const chunk of await destination.readExisting()) {
+      const bytes = (chunk as Buffer).subarray(0, have - hashed);
+      hash.update(bytes);
+      hashed += bytes.length;
+      if (hashed >= have) break;
+    }
   }
+  const sink = await destination.writeFrom(have);
+  const counted = progressCounter(have, remote.sizeBytes, options.onProgress, hash);
+  const written = pipeline(counted, sink);
+  // Whatever happens to the exec, the bytes received are made durable for the next attempt.
+  let failure: unknown;
+  await execInPodChecked(kubeConfig, {
+    ...target(source),
+    argv: ['tail', '-c', `+${have + 1}`, source.path],
+    stdout: counted,
+    signal: options.signal,
+  }).catch((error: unknown) => {
+    failure = error;
+  });
+  counted.end();
+  await written.catch((error: unknown) => {
+    failure ??= error;
+  });
+  if (failure) throw failure;
 
   const sha256 = hash.digest('hex');
-  const size = (await localSize(destination)) ?? 0;
+  const size = await destination.size();
   if (sha256 !== remote.sha256 || size !== remote.sizeBytes) {
-    await truncate(destination, 0);
+    const emptied = await destination.writeFrom(0);
+    emptied.end();
+    await finished(emptied);
     throw new CopyVerificationError(
       `copy of ${source.pod}:${source.path} does not match the source (got ${size} bytes, sha256 ${sha256}; ` +
         `expected ${remote.sizeBytes} bytes, sha256 ${remote.sha256}); the partial copy was discarded`,
@@ -116,19 +151,18 @@ export async function copyFromPod(
 }
 
 /**
- * Copies `source` on this machine into the pod at `destination.path`. The bytes land in
- * `<path>.part` in the pod; a retry continues from its size. The pod's sha256 of the whole
- * file must equal ours before it is fsynced and renamed into place. If the destination
- * already holds the same bytes, nothing is sent.
+ * Copies `source` into the pod at `destination.path`. The bytes land in `<path>.part` in
+ * the pod; a retry continues from its size. The pod's sha256 of the whole file must equal
+ * the source's before it is fsynced and renamed into place. If the destination already
+ * holds the same bytes, nothing is sent.
  */
 export async function copyToPod(
   kubeConfig: KubeConfig,
-  source: string,
+  source: CopySource,
   destination: PodFile,
   options: CopyOptions = {},
 ): Promise<CopyResult> {
-  const local = await localSha256(source);
-  if (!local) throw new Error(`${source} does not exist`);
+  const local = { sizeBytes: source.sizeBytes, sha256: source.sha256 };
   const existing = await statPodFile(kubeConfig, destination, options.signal);
   if (existing?.sha256 === local.sha256) return { ...local, resumedFromBytes: local.sizeBytes };
 
@@ -141,7 +175,8 @@ export async function copyToPod(
   const remaining = local.sizeBytes - have;
   if (remaining > 0) {
     const counter = progressCounter(have, local.sizeBytes, options.onProgress);
-    createReadStream(source, { start: have }).pipe(counter);
+    const reading = pipeline(await source.read(have), counter);
+    reading.catch(() => undefined); // a read error ends stdin early: the exec reports it
     // `head -c N` ends by itself after N bytes, so this works on v4 (no stdin close) too.
     await execInPodChecked(kubeConfig, {
       ...target(partial),
@@ -154,7 +189,7 @@ export async function copyToPod(
   if (arrived?.sha256 !== local.sha256) {
     await execInPodChecked(kubeConfig, { ...target(partial), argv: ['rm', '-f', partial.path] });
     throw new CopyVerificationError(
-      `copy of ${source} into ${destination.pod}:${destination.path} does not match (pod has ${arrived?.sizeBytes ?? 0} bytes, ` +
+      `copy of ${source.name} into ${destination.pod}:${destination.path} does not match (pod has ${arrived?.sizeBytes ?? 0} bytes, ` +
         `sha256 ${arrived?.sha256 ?? 'none'}; expected ${local.sizeBytes}, ${local.sha256}); the partial copy was discarded`,
     );
   }
@@ -187,54 +222,54 @@ function progressReporter(
   };
 }
 
-/** Passes bytes through, reporting progress. */
+/** Passes bytes through, reporting progress and, if given, hashing them. */
 function progressCounter(
   startBytes: number,
   totalBytes: number,
   onProgress: CopyOptions['onProgress'],
+  hash?: Hash,
 ): Transform {
   const report = progressReporter(startBytes, totalBytes, onProgress);
   return new Transform({
+    highWaterMark: 1 << 20,
     transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+      hash?.update(chunk);
       report(chunk.length);
       callback(null, chunk);
     },
   });
 }
 
-/**
- * Writes stdout into an open file at a position, hashing on the way; it finishes only
- * once the bytes are fsynced, so awaiting the exec means the data is on disk.
- */
-class HashingFileSink extends Writable {
-  private readonly report: (chunkBytes: number) => void;
-  constructor(
-    private readonly file: FileHandle,
-    private position: number,
-    private readonly hash: Hash,
-    totalBytes: number,
-    onProgress: CopyOptions['onProgress'],
-  ) {
-    super({ highWaterMark: 1 << 20 });
-    this.report = progressReporter(position, totalBytes, onProgress);
-  }
+/** A plain file on this machine as a copy's destination (tests, benchmarks). */
+export function fileDestination(path: string): CopyDestination {
+  return {
+    size: async () => (await localSize(path)) ?? 0,
+    readExisting: async () => createReadStream(path),
+    async writeFrom(offset) {
+      const handle = await open(path, (await localSize(path)) === undefined ? 'w' : 'r+', 0o600);
+      try {
+        await handle.truncate(offset);
+      } catch (error) {
+        await handle.close();
+        throw error;
+      }
+      return handle.createWriteStream({ start: offset, flush: true });
+    },
+  };
+}
 
-  override _write(
-    chunk: Buffer,
-    _encoding: BufferEncoding,
-    callback: (error?: Error | null) => void,
-  ): void {
-    this.hash.update(chunk);
-    this.file.write(chunk, 0, chunk.length, this.position).then(() => {
-      this.position += chunk.length;
-      this.report(chunk.length);
-      callback();
-    }, callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.file.sync().then(() => callback(), callback);
-  }
+/** A plain file on this machine as a copy's source (tests, benchmarks): hashed once here. */
+export async function fileSource(path: string): Promise<CopySource> {
+  const sizeBytes = await localSize(path);
+  if (sizeBytes === undefined) throw new Error(`${path} does not exist`);
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return {
+    name: path,
+    sizeBytes,
+    sha256: hash.digest('hex'),
+    read: async (offset) => createReadStream(path, { start: offset }),
+  };
 }
 
 async function localSize(path: string): Promise<number | undefined> {
@@ -244,20 +279,4 @@ async function localSize(path: string): Promise<number | undefined> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw error;
   }
-}
-
-async function localSha256(
-  path: string,
-): Promise<{ sizeBytes: number; sha256: string } | undefined> {
-  const sizeBytes = await localSize(path);
-  if (sizeBytes === undefined) return undefined;
-  const hash = createHash('sha256');
-  await hashFile(path, hash, sizeBytes);
-  return { sizeBytes, sha256: hash.digest('hex') };
-}
-
-async function hashFile(path: string, hash: Hash, bytes: number): Promise<void> {
-  if (bytes === 0) return;
-  for await (const chunk of createReadStream(path, { start: 0, end: bytes - 1 }))
-    hash.update(chunk as Buffer);
 }

@@ -12,9 +12,10 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, type Worker } from '@temporalio/worker';
-import { createWorker, workflowsPath } from '../../worker/create-worker.js';
-import { SEARCH_ATTRIBUTES } from '../../workflows/search-attributes.js';
+import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { createActivities } from '../../activities/index.js';
+import { activityDeps, workflowsPath } from '../../worker/create-worker.js';
+import { SEARCH_ATTRIBUTES } from '../../workflows/contract/index.js';
 import { freePort } from './ports.js';
 import { readTools } from './tools.js';
 
@@ -181,12 +182,14 @@ export interface TemporalTestContext {
 }
 
 /**
- * A dev server, a client and a running worker on a fresh task queue. Call `teardown`
- * from an `after` hook so it runs even when a test fails.
+ * A dev server, a client and a running worker on a fresh task queue. The worker's
+ * activities are the real ones, built from `deps` (the simulated cluster's kubeconfig, a
+ * temporary repository), or `activities` when given (mocks, for workflow-logic tests).
+ * Call `teardown` from an `after` hook so it runs even when a test fails.
  */
 export async function startTemporalTestContext(
   name: string,
-  deps: { defaultKubeconfig?: string; defaultBackupDir?: string } = {},
+  options: { kubeconfig?: string; backupDir?: string; activities?: object } = {},
 ): Promise<TemporalTestContext> {
   const server = await startDevServer();
   const scratch = mkdtempSync(join(tmpdir(), 'etcd-ha-restore-test-'));
@@ -195,13 +198,19 @@ export async function startTemporalTestContext(
     namespace: server.namespace,
   });
   const taskQueue = `${name}-${randomUUID().slice(0, 8)}`;
-  const worker = await createWorker({
+  const worker = await Worker.create({
     connection: env.nativeConnection,
     namespace: server.namespace,
     taskQueue,
     workflowBundle: await workflowBundle(),
-    defaultKubeconfig: deps.defaultKubeconfig,
-    defaultBackupDir: deps.defaultBackupDir ?? join(scratch, 'backups'),
+    activities:
+      options.activities ??
+      createActivities(
+        activityDeps({
+          adminKubeconfig: options.kubeconfig,
+          backupDir: options.backupDir ?? join(scratch, 'backups'),
+        }),
+      ),
   });
   const running = worker.run();
   let stopped: Promise<void> | undefined;

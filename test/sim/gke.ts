@@ -15,7 +15,7 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
-import { type ClusterProfile, clusterProfileSchema } from '../../workflows/schemas.js';
+import { type ClusterProfile, clusterProfileSchema } from '../../workflows/contract/index.js';
 import { isReady } from './controllers.js';
 import { R, type SimCore } from './core.js';
 import { nodeHostDir } from './kubelet.js';

@@ -12,7 +12,7 @@ import { execFile } from 'node:child_process';
 import { constants, lstatSync, readdirSync } from 'node:fs';
 import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ClusterProfile } from '../../workflows/schemas.js';
+import type { ClusterProfile } from '../../workflows/contract/index.js';
 import { type CoreOptions, R, SimCore } from './core.js';
 import { Faults, type Violation } from './faults.js';
 import {
@@ -26,7 +26,7 @@ import {
 import { pvcDir } from './kubelet.js';
 import type { Pod, Pvc, StatefulSet } from './types.js';
 
-export type { ClusterProfile } from '../../workflows/schemas.js';
+export type { ClusterProfile } from '../../workflows/contract/index.js';
 export type { RequestMatch } from './faults.js';
 export type { AdminEtcdInfo, EtcdTls, Violation };
 export { Faults };

@@ -1,0 +1,408 @@
+/**
+ * `etcdctl` command lines (SPEC.md B2, H5c and the health checks the runbook leaves to
+ * the operator) built from a cluster profile, and parsers for their `-w json` output.
+ *
+ * Builders are pure and return an argv array (no shell): the pod-exec and local-exec
+ * activities run them as they are. Parsers validate with zod and fail with a message
+ * that names the command and the field that was wrong.
+ */
+import { posix } from 'node:path';
+import { z } from 'zod';
+import {
+  type ClusterProfile,
+  defaultRestoreDataDir,
+  describeIssues,
+  type EndpointHashKv,
+  type EndpointHealth,
+  initialCluster,
+  memberPodName,
+  peerUrl,
+  podPath,
+  type SnapshotStatus,
+} from '../../workflows/contract/index.js';
+
+/** A command to run without a shell. `env` must be applied by the runner. */
+export interface EtcdctlCommand {
+  argv: string[];
+  env: Record<string, string>;
+}
+
+export interface EtcdctlBinary {
+  /** The etcdctl executable: a name resolved through PATH, or an absolute path. */
+  etcdctl?: string;
+}
+
+/** etcd 3.4 already defaults to the v3 API; set it anyway, as the runbook does. */
+const ETCDCTL_ENV: Readonly<Record<string, string>> = { ETCDCTL_API: '3' };
+
+function command(binary: EtcdctlBinary | undefined, args: string[]): EtcdctlCommand {
+  return { argv: [binary?.etcdctl ?? 'etcdctl', ...args], env: { ...ETCDCTL_ENV } };
+}
+
+/**
+ * The argv with the environment applied through `env(1)`, for runners that cannot set
+ * environment variables (the Kubernetes exec API has no env field). Needs `env` in the image.
+ */
+export function withEnvArgv(cmd: EtcdctlCommand): string[] {
+  const assignments = Object.entries(cmd.env).map(([name, value]) => `${name}=${value}`);
+  return ['env', ...assignments, ...cmd.argv];
+}
+
+/** A path argument must be absolute: that also keeps it from being read as a flag. */
+function checkedPath(what: string, value: string): string {
+  const parsed = podPath.safeParse(value);
+  if (!parsed.success) {
+    throw new Error(`etcdctl ${what}: ${JSON.stringify(value)} ${describeIssues(parsed.error)}`);
+  }
+  return parsed.data;
+}
+
+/** `--endpoints` and the TLS flags of B2, which every online command needs. */
+export function connectionFlags(profile: ClusterProfile): string[] {
+  const cert = (file: string) => posix.join(profile.certificatesDir, file);
+  return [
+    `--endpoints=${profile.etcdEndpoint}`,
+    `--cacert=${cert(profile.caFile)}`,
+    `--cert=${cert(profile.certFile)}`,
+    `--key=${cert(profile.keyFile)}`,
+  ];
+}
+
+/** B2: `etcdctl <connection flags> snapshot save <file>`. */
+export function snapshotSaveCommand(
+  profile: ClusterProfile,
+  file: string,
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return command(binary, [
+    ...connectionFlags(profile),
+    'snapshot',
+    'save',
+    checkedPath('snapshot save', file),
+  ]);
+}
+
+/** `etcdctl snapshot status <file> -w json`: offline, reads the file only. */
+export function snapshotStatusCommand(file: string, binary?: EtcdctlBinary): EtcdctlCommand {
+  return command(binary, [
+    'snapshot',
+    'status',
+    checkedPath('snapshot status', file),
+    '-w',
+    'json',
+  ]);
+}
+
+export interface SnapshotRestoreOptions {
+  /** The snapshot file to restore. */
+  file: string;
+  /** N of the member this restore is for. */
+  member: number;
+  /** Size of the restored cluster: 1 (SPEC R) or 3 (SPEC H). */
+  members: number;
+  /** Target directory; must not exist yet (etcdctl refuses). Default `<workDir>/<name>.etcd`. */
+  dataDir?: string;
+}
+
+/**
+ * H5c: `etcdctl snapshot restore <file>` with the member's identity.
+ *
+ * The one-member case (R4) is given the same identity flags with a one-member initial
+ * cluster rather than the runbook's bare restore: a bare restore names the member
+ * `default` and advertises `http://localhost:2380`, which the kube-etcd-0 pod's own flags
+ * do not match. Restore is offline, so the B2 TLS flags the runbook repeats here are
+ * ignored by etcdctl and are left out. The snapshot hash is checked (no --skip-hash-check):
+ * files from `snapshot save` carry one.
+ */
+export function snapshotRestoreCommand(
+  profile: ClusterProfile,
+  options: SnapshotRestoreOptions,
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  const { member, members } = options;
+  if (!Number.isInteger(members) || members < 1) {
+    throw new Error(`etcdctl snapshot restore: members must be a positive integer, got ${members}`);
+  }
+  if (!Number.isInteger(member) || member < 0 || member >= members) {
+    throw new Error(
+      `etcdctl snapshot restore: member must be an integer from 0 to ${members - 1}, got ${member}`,
+    );
+  }
+  const dataDir = options.dataDir ?? defaultRestoreDataDir(profile, member);
+  return command(binary, [
+    'snapshot',
+    'restore',
+    checkedPath('snapshot restore', options.file),
+    `--name=${memberPodName(profile, member)}`,
+    `--initial-cluster=${initialCluster(profile, members)}`,
+    `--initial-cluster-token=${profile.initialClusterToken}`,
+    `--initial-advertise-peer-urls=${peerUrl(profile, member)}`,
+    `--data-dir=${checkedPath('snapshot restore --data-dir', dataDir)}`,
+  ]);
+}
+
+export interface EndpointQueryOptions {
+  /** Ask every member in the member list, not only the profile's endpoint. */
+  cluster?: boolean;
+}
+
+/** `etcdctl <connection flags> endpoint health -w json [--cluster]`. Exits 1 if any is unhealthy. */
+export function endpointHealthCommand(
+  profile: ClusterProfile,
+  options: EndpointQueryOptions = {},
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return endpointCommand(profile, 'health', [], options, binary);
+}
+
+/**
+ * `etcdctl <connection flags> endpoint status -w json [--cluster]`. An endpoint that does
+ * not answer is left out of the JSON (reported on stderr) and the exit code is 1.
+ */
+export function endpointStatusCommand(
+  profile: ClusterProfile,
+  options: EndpointQueryOptions = {},
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return endpointCommand(profile, 'status', [], options, binary);
+}
+
+/**
+ * How many keys existed at `revision`: `get "" --prefix --keys-only --limit=1 --rev=R`.
+ * The response's `count` is the whole range's size even with a limit (etcdctl 3.4 has no
+ * --count-only). With `revision` 0, the current revision.
+ */
+export function keyCountCommand(
+  profile: ClusterProfile,
+  revision: number,
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return command(binary, [
+    ...connectionFlags(profile),
+    'get',
+    '',
+    '--prefix',
+    '--keys-only',
+    '--limit=1',
+    `--rev=${checkedRevision(revision)}`,
+    '-w',
+    'json',
+  ]);
+}
+
+/**
+ * `endpoint hashkv --rev=R -w json [--cluster]`: a hash of the key-value store up to
+ * revision R. Members restored from one snapshot agree on it, and agree with the member
+ * the snapshot was taken from.
+ */
+export function hashKvCommand(
+  profile: ClusterProfile,
+  revision: number,
+  options: EndpointQueryOptions = {},
+  binary?: EtcdctlBinary,
+): EtcdctlCommand {
+  return endpointCommand(
+    profile,
+    'hashkv',
+    [`--rev=${checkedRevision(revision)}`],
+    options,
+    binary,
+  );
+}
+
+/** `etcdctl <connection flags> endpoint <subcommand> <args> -w json [--cluster]`. */
+function endpointCommand(
+  profile: ClusterProfile,
+  subcommand: 'health' | 'status' | 'hashkv',
+  args: string[],
+  options: EndpointQueryOptions,
+  binary: EtcdctlBinary | undefined,
+): EtcdctlCommand {
+  return command(binary, [
+    ...connectionFlags(profile),
+    'endpoint',
+    subcommand,
+    ...args,
+    '-w',
+    'json',
+    ...(options.cluster ? ['--cluster'] : []),
+  ]);
+}
+
+function checkedRevision(revision: number): number {
+  if (!Number.isSafeInteger(revision) || revision < 0) {
+    throw new Error(`etcdctl: revision must be a non-negative integer, got ${revision}`);
+  }
+  return revision;
+}
+
+// ---------------------------------------------------------------------------------------
+// Output parsers
+
+/** A JSON number literal, matched where the scan stands (sticky). */
+const JSON_NUMBER = /-?\d+(\.\d+)?([eE][+-]?\d+)?/y;
+
+/**
+ * Rewrites every integer literal of a JSON text as a string literal, so `JSON.parse` keeps
+ * uint64 values (etcd member and cluster ids) exactly instead of rounding them to doubles.
+ * Strings are copied untouched; numbers with a fraction or exponent are left as numbers.
+ */
+export function quoteJsonIntegers(json: string): string {
+  let out = '';
+  let i = 0;
+  while (i < json.length) {
+    const ch = json[i];
+    if (ch === '"') {
+      const start = i;
+      i++;
+      while (i < json.length && json[i] !== '"') i += json[i] === '\\' ? 2 : 1;
+      i++;
+      out += json.slice(start, i);
+    } else if (ch === '-' || (ch !== undefined && ch >= '0' && ch <= '9')) {
+      JSON_NUMBER.lastIndex = i;
+      const match = JSON_NUMBER.exec(json);
+      const token = match?.[0] ?? ch;
+      out += match && match[1] === undefined && match[2] === undefined ? `"${token}"` : token;
+      i += token.length;
+    } else {
+      out += ch;
+      i++;
+    }
+  }
+  return out;
+}
+
+/** A uint64 as a decimal string, exactly as etcd printed it. */
+const uint64 = z
+  .string({ error: 'must be an unsigned integer' })
+  .regex(/^\d+$/, 'must be an unsigned integer');
+/** An integer that fits a JS number exactly (zod's int() rejects unsafe integers). */
+const safeCount = uint64
+  .transform(Number)
+  .pipe(z.number().int('must be at most Number.MAX_SAFE_INTEGER').nonnegative());
+
+export class EtcdctlOutputError extends Error {
+  override name = 'EtcdctlOutputError';
+}
+
+function parseJsonOutput<T>(what: string, stdout: string, schema: z.ZodType<T>): T {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(quoteJsonIntegers(stdout));
+  } catch {
+    const excerpt = stdout.trim().slice(0, 200);
+    throw new EtcdctlOutputError(`etcdctl ${what}: output is not JSON: ${JSON.stringify(excerpt)}`);
+  }
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) {
+    throw new EtcdctlOutputError(
+      `etcdctl ${what}: unexpected output: ${describeIssues(parsed.error)}`,
+    );
+  }
+  return parsed.data;
+}
+
+const snapshotStatusSchema: z.ZodType<SnapshotStatus, unknown> = z.object({
+  hash: safeCount,
+  revision: safeCount,
+  totalKey: safeCount,
+  totalSize: safeCount,
+});
+
+/** `snapshot status -w json` → `{ hash, revision, totalKey, totalSize }`. */
+export function parseSnapshotStatus(stdout: string): SnapshotStatus {
+  return parseJsonOutput('snapshot status -w json', stdout, snapshotStatusSchema);
+}
+
+const endpointStatusSchema = z
+  .array(
+    z.object({
+      Endpoint: z.string().min(1),
+      Status: z.object({
+        header: z.object({ cluster_id: uint64, member_id: uint64, revision: safeCount }),
+        version: z.string(),
+        dbSize: safeCount,
+        leader: uint64,
+        raftTerm: safeCount,
+        errors: z.array(z.string()).optional(),
+      }),
+    }),
+  )
+  .transform((entries) =>
+    entries.map(({ Endpoint, Status }) => ({
+      endpoint: Endpoint,
+      /** Decimal, as etcd's JSON prints it; `etcdctl member list` prints it in hex. */
+      memberId: Status.header.member_id,
+      clusterId: Status.header.cluster_id,
+      revision: Status.header.revision,
+      leader: Status.leader,
+      isLeader: Status.leader === Status.header.member_id,
+      raftTerm: Status.raftTerm,
+      dbSize: Status.dbSize,
+      version: Status.version,
+      /** Alarms such as NOSPACE; etcd omits the field when there are none. */
+      errors: Status.errors ?? [],
+    })),
+  );
+export type EndpointStatus = z.infer<typeof endpointStatusSchema>[number];
+
+/** `endpoint status -w json` → one entry per endpoint that answered. Ids are decimal strings. */
+export function parseEndpointStatus(stdout: string): EndpointStatus[] {
+  return parseJsonOutput('endpoint status -w json', stdout, endpointStatusSchema);
+}
+
+const endpointHealthSchema = z
+  .array(
+    z.object({
+      endpoint: z.string().min(1),
+      health: z.boolean(),
+      error: z.string().optional(),
+    }),
+  )
+  .transform((entries) =>
+    entries.map(({ endpoint, health, error }) =>
+      error ? { endpoint, health, error } : { endpoint, health },
+    ),
+  );
+
+/** `endpoint health -w json` → `{ endpoint, health, error? }[]` (also printed when it exits 1). */
+export function parseEndpointHealth(stdout: string): EndpointHealth[] {
+  return parseJsonOutput('endpoint health -w json', stdout, endpointHealthSchema);
+}
+
+const keyCountSchema = z
+  .object({ count: safeCount.optional() })
+  .transform(({ count }) => count ?? 0);
+
+/** `get ... --limit=1 -w json` → the number of keys in the range (etcd omits a zero count). */
+export function parseKeyCount(stdout: string): number {
+  return parseJsonOutput('get --keys-only --limit=1 -w json', stdout, keyCountSchema);
+}
+
+const hashKvSchema = z
+  .array(
+    z.object({
+      Endpoint: z.string().min(1),
+      HashKV: z.object({
+        header: z.object({ member_id: uint64, revision: safeCount }),
+        hash: safeCount.optional(),
+      }),
+    }),
+  )
+  .transform((entries) =>
+    entries.map(({ Endpoint, HashKV }) => ({
+      endpoint: Endpoint,
+      memberId: HashKV.header.member_id,
+      hash: HashKV.hash ?? 0,
+    })),
+  );
+
+/** `endpoint hashkv -w json` → `{ endpoint, memberId, hash }[]`. */
+export function parseHashKv(stdout: string): EndpointHashKv[] {
+  return parseJsonOutput('endpoint hashkv -w json', stdout, hashKvSchema);
+}
+
+/** etcd prints member ids in decimal in JSON and in hex elsewhere (member list, logs). */
+export function memberIdToHex(decimalId: string): string {
+  return BigInt(uint64.parse(decimalId)).toString(16);
+}

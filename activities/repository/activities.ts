@@ -1,0 +1,136 @@
+/**
+ * Activities that move snapshots between the pods and the backup store (SPEC B3–B4, R3,
+ * H5b), and verify and prune the store. They name backups by cluster and id; where the
+ * bytes are is the store's business, never a path in workflow history.
+ *
+ * A store on this worker's disk makes these activities host-bound: a deployment with
+ * several workers routes them to the worker that holds the repository.
+ */
+import type {
+  BackupRecord,
+  BackupRef,
+  BackupSource,
+  CommitRequest,
+  CopyResult,
+  PodFileRef,
+  RepositoryRef,
+  RetentionPolicy,
+  SnapshotToRestore,
+  VerifiedBackup,
+} from '../../workflows/contract/index.js';
+import { cancellationSignal, copyProgress } from '../context.js';
+import type { LocalEtcdctl } from '../etcd/local-etcdctl.js';
+import type { KubeClients } from '../kube/client.js';
+import { type CopyDestination, copyFromPod, copyToPod } from '../kube/copy.js';
+import { importSnapshotFile } from './import.js';
+import { pruneBackups } from './retention.js';
+import type { BackupKey, BackupStore, BackupStores } from './store.js';
+import { verifyStoredBackup } from './verify.js';
+
+export interface RepositoryActivityDeps {
+  kube: KubeClients;
+  backups: BackupStores;
+  etcdctl: LocalEtcdctl;
+}
+
+export function createRepositoryActivities(deps: RepositoryActivityDeps) {
+  const storeOf = (ref: RepositoryRef) => deps.backups.forRepository(ref);
+  const keyOf = (ref: BackupRef): BackupKey => ({
+    userClusterName: ref.userClusterName,
+    backupId: ref.backupId,
+  });
+
+  return {
+    /**
+     * B3: copy the snapshot out of the pod into the backup's staged write. A retry resumes
+     * from the bytes already staged; the result's sha256 equals the pod's.
+     */
+    async copySnapshotToRepository(input: BackupRef & { source: PodFileRef }): Promise<CopyResult> {
+      const step = `copy ${input.source.pod}:${input.source.path} to backup ${input.backupId}`;
+      return copyFromPod(
+        deps.kube.forCluster(input.source).config,
+        input.source,
+        stagingDestination(storeOf(input), keyOf(input)),
+        { onProgress: copyProgress(step), signal: cancellationSignal() },
+      );
+    },
+
+    /** B4: seal the staged snapshot into a backup with its manifest. Idempotent. */
+    async commitBackup(input: BackupRef & { record: CommitRequest }): Promise<BackupRecord> {
+      return storeOf(input).commit(keyOf(input), input.record);
+    },
+
+    /** Drop a staged backup that will not be committed; already gone is success. */
+    async abortBackup(input: BackupRef): Promise<void> {
+      await storeOf(input).abort(keyOf(input));
+    },
+
+    /** Deletes what the policy does not keep (never the newest); returns the deleted ids. */
+    async pruneBackups(
+      input: RepositoryRef & { userClusterName: string; policy: RetentionPolicy },
+    ): Promise<string[]> {
+      return pruneBackups(storeOf(input), input.userClusterName, input.policy);
+    },
+
+    /** The backup's bytes and etcd's reading of them, checked against its manifest. */
+    async verifyBackup(input: BackupRef): Promise<VerifiedBackup> {
+      return verifyStoredBackup(storeOf(input), deps.etcdctl, keyOf(input));
+    },
+
+    /**
+     * Before a restore changes anything: the backup to restore, verified (sha256 against its
+     * manifest, `etcdctl snapshot status` against the manifest's hash and revision). A
+     * snapshot file given by path is first imported into the store under `importId`, so it
+     * is verified, and restored, exactly like any other backup.
+     */
+    async resolveSnapshotToRestore(
+      input: RepositoryRef & { userClusterName: string; backup: BackupSource; importId: string },
+    ): Promise<SnapshotToRestore> {
+      const store = storeOf(input);
+      const key = {
+        userClusterName: input.userClusterName,
+        backupId: input.backup.backupId ?? input.importId,
+      };
+      if (input.backup.backupId === undefined) {
+        await importSnapshotFile(store, deps.etcdctl, key, input.backup.path ?? '');
+      }
+      const { record, checks } = await verifyStoredBackup(store, deps.etcdctl, key);
+      return { backupId: key.backupId, record, checks };
+    },
+
+    /** R3, H5b: copy the snapshot into the pod, resumable, verified by sha256 in the pod. */
+    async copySnapshotIntoPod(input: {
+      backup: BackupRef;
+      destination: PodFileRef;
+    }): Promise<CopyResult> {
+      const store = storeOf(input.backup);
+      const key = keyOf(input.backup);
+      const record = await store.get(key);
+      const { destination } = input;
+      const name = `backup ${record.id}`;
+      return copyToPod(
+        deps.kube.forCluster(destination).config,
+        {
+          name,
+          sizeBytes: record.sizeBytes,
+          sha256: record.sha256,
+          read: (offset) => store.read(key, offset),
+        },
+        destination,
+        {
+          onProgress: copyProgress(`copy ${name} into ${destination.pod}:${destination.path}`),
+          signal: cancellationSignal(),
+        },
+      );
+    },
+  };
+}
+
+/** A backup's staged write as the destination of a resumable copy out of a pod. */
+function stagingDestination(store: BackupStore, key: BackupKey): CopyDestination {
+  return {
+    size: () => store.stagedBytes(key),
+    readExisting: () => store.readStaged(key),
+    writeFrom: (offset) => store.stage(key, offset),
+  };
+}

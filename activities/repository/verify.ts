@@ -1,0 +1,79 @@
+/**
+ * Verifying a stored backup, outside the store: its bytes against the manifest (size,
+ * sha256) and etcd's own reading of them (`etcdctl snapshot status`: hash, revision, keys).
+ */
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { FailureType, type VerifiedBackup } from '../../workflows/contract/index.js';
+import { type LocalEtcdctl, SnapshotUnreadableError } from '../etcd/local-etcdctl.js';
+import { backupFailure } from './failures.js';
+import type { BackupKey, BackupStore } from './store.js';
+
+export async function verifyStoredBackup(
+  store: BackupStore,
+  etcdctl: LocalEtcdctl,
+  key: BackupKey,
+): Promise<VerifiedBackup> {
+  const record = await store.get(key);
+  const corrupt = (message: string) =>
+    backupFailure(
+      FailureType.BackupCorrupt,
+      `backup ${record.id} of ${record.userClusterName} is corrupt: ${message}`,
+    );
+
+  let size = 0;
+  const hash = createHash('sha256');
+  for await (const chunk of await store.read(key)) {
+    size += (chunk as Buffer).length;
+    hash.update(chunk as Buffer);
+  }
+  if (size !== record.sizeBytes) {
+    throw corrupt(`the snapshot has ${size} bytes, the manifest says ${record.sizeBytes}`);
+  }
+  const sha256 = hash.digest('hex');
+  if (sha256 !== record.sha256) {
+    throw corrupt(`the snapshot has sha256 ${sha256}, the manifest says ${record.sha256}`);
+  }
+
+  const status = await withLocalFile(store, key, (path) =>
+    etcdctl.snapshotStatus(path).catch((error: unknown) => {
+      throw error instanceof SnapshotUnreadableError ? corrupt(error.message) : error;
+    }),
+  );
+  const expected = { hash: record.etcdHash, revision: record.revision, totalKey: record.totalKeys };
+  for (const [field, value] of Object.entries(expected) as [keyof typeof expected, number][]) {
+    if (status[field] !== value) {
+      throw corrupt(
+        `etcdctl snapshot status reports ${field} ${status[field]}, the manifest says ${value}`,
+      );
+    }
+  }
+  return {
+    record,
+    checks: [
+      `snapshot: ${size} bytes, sha256 ${sha256} as in the manifest`,
+      `etcdctl snapshot status: hash ${status.hash}, revision ${status.revision}, ${status.totalKey} keys as in the manifest`,
+    ],
+  };
+}
+
+/** Runs `use` on the snapshot as a local file: the store's own, or a temporary download. */
+async function withLocalFile<T>(
+  store: BackupStore,
+  key: BackupKey,
+  use: (path: string) => Promise<T>,
+): Promise<T> {
+  if (store.localFile) return use(await store.localFile(key));
+  const dir = await mkdtemp(join(tmpdir(), 'etcd-backup-verify-'));
+  try {
+    const path = join(dir, 'snapshot.db');
+    await pipeline(await store.read(key), createWriteStream(path, { mode: 0o600 }));
+    return await use(path);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,341 @@
+/**
+ * The cluster-facing activities against the simulated admin cluster (real etcd, real
+ * exec over WebSocket, fault injection): each called twice gives the same result and the
+ * same cluster state; copies cut mid-stream resume to the same sha256; waits time out
+ * cleanly; the PDB round-trips.
+ */
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { type Activities, createActivities } from '../../activities/index.js';
+import { connectKube } from '../../activities/kube/client.js';
+import { copyFromPod, copyToPod, fileDestination, fileSource } from '../../activities/kube/copy.js';
+import { ExecStreamError, execInPod } from '../../activities/kube/exec.js';
+import { activityDeps } from '../../worker/create-worker.js';
+import { type SimCluster, startSimCluster } from '../sim/index.js';
+
+let sim: SimCluster;
+let real: Activities;
+let scratch: string;
+const ns = 'user-cluster-1';
+
+before(async () => {
+  sim = await startSimCluster({ members: 3, userClusterName: ns, adminEtcd: false });
+  scratch = mkdtempSync(join(tmpdir(), 'activities-cluster-'));
+  real = createActivities(
+    activityDeps({ adminKubeconfig: sim.kubeconfigPath, backupDir: join(scratch, 'backups') }),
+  );
+});
+after(async () => {
+  await sim?.stop();
+  if (scratch) rmSync(scratch, { recursive: true, force: true });
+});
+
+/** Each activity, run in the SDK's mock activity context (heartbeats, cancellation). */
+const activities = new Proxy({} as Activities, {
+  get: (_target, name: string) => (input: unknown) =>
+    new MockActivityEnvironment().run(
+      real[name as keyof Activities] as (i: unknown) => Promise<unknown>,
+      input,
+    ),
+});
+const cluster = () => ({ namespace: ns });
+const replicasOf = async (name: string) =>
+  (await kube().apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
+const kube = () => connectKube(sim.kubeconfigPath);
+const etcdPod = (n: number) => ({ namespace: ns, pod: `kube-etcd-${n}`, container: 'kube-etcd' });
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+async function podUids(labelSelector: string): Promise<string[]> {
+  const pods = await kube().core.listNamespacedPod({ namespace: ns, labelSelector });
+  return pods.items.map((p) => p.metadata?.uid ?? '').sort();
+}
+
+describe('exec', () => {
+  test('stdin in, stdout out, exit code kept', async () => {
+    const result = await execInPod(kube().config, {
+      ...etcdPod(0),
+      argv: ['sh', '-c', 'cat; echo oops >&2; exit 3'],
+      stdin: Readable.from([Buffer.from('hello '), Buffer.from('world')]),
+    });
+    assert.equal(result.exitCode, 3);
+    assert.equal(result.stdout, 'hello world');
+    assert.match(result.stderr, /oops/);
+  });
+
+  test('values reach the command as arguments, never through a shell', async () => {
+    const hostile = '$(touch /pwned); `id`';
+    const result = await execInPod(kube().config, { ...etcdPod(0), argv: ['echo', hostile] });
+    assert.equal(result.stdout, `${hostile}\n`);
+    const probe = await execInPod(kube().config, { ...etcdPod(0), argv: ['test', '-e', '/pwned'] });
+    assert.equal(probe.exitCode, 1);
+  });
+
+  test('a missing pod is an ExecStreamError with the HTTP status', async () => {
+    await assert.rejects(
+      execInPod(kube().config, { ...etcdPod(0), pod: 'no-such-pod', argv: ['true'] }),
+      (e: unknown) => e instanceof ExecStreamError && e.httpStatus === 404,
+    );
+  });
+
+  test('a stream cut before the status is an error, never a success', async () => {
+    sim.faults.dropExecAfterBytes(1000, { namespace: ns, pod: 'kube-etcd-1' });
+    await assert.rejects(
+      execInPod(kube().config, { ...etcdPod(1), argv: ['head', '-c', '100000', '/dev/zero'] }),
+      /closed without a status|exec stream/,
+    );
+  });
+});
+
+describe('copy', () => {
+  const size = 8 * 1024 * 1024 + 17;
+
+  test('out of a pod: cut mid-stream, resumed, byte-identical', async () => {
+    await execInPod(kube().config, {
+      ...etcdPod(0),
+      argv: ['sh', '-c', 'head -c "$1" /dev/urandom > /copy-out.bin', 'sh', String(size)],
+    });
+    const destination = join(scratch, 'copy-out.bin');
+    // The copy's first exec (stat and sha256sum) prints little; its second (tail) is cut.
+    sim.faults.dropExecAfterBytes(3 * 1024 * 1024, { namespace: ns, pod: 'kube-etcd-0', count: 2 });
+    const source = { ...etcdPod(0), path: '/copy-out.bin' };
+    await assert.rejects(copyFromPod(kube().config, source, fileDestination(destination)));
+    const partial = readFileSync(destination).length;
+    assert.ok(
+      partial > 0 && partial < size,
+      `a partial copy stays for the resume (${partial} bytes)`,
+    );
+
+    const result = await copyFromPod(kube().config, source, fileDestination(destination));
+    assert.equal(result.resumedFromBytes, partial);
+    assert.equal(result.sizeBytes, size);
+    const local = readFileSync(destination);
+    assert.equal(local.length, size);
+    const remote = await execInPod(kube().config, {
+      ...etcdPod(0),
+      argv: ['sha256sum', '/copy-out.bin'],
+    });
+    assert.equal(sha256(local), remote.stdout.split(' ')[0]);
+    assert.equal(result.sha256, sha256(local));
+
+    const again = await copyFromPod(kube().config, source, fileDestination(destination));
+    assert.equal(again.resumedFromBytes, size, 'a second copy sends nothing');
+    assert.equal(sha256(readFileSync(destination)), result.sha256);
+  });
+
+  test('into a pod: a stream cut mid-way is resumed, byte-identical', async () => {
+    const data = randomBytes(size);
+    const source = join(scratch, 'copy-in-cut.bin');
+    writeFileSync(source, data);
+    const destination = { ...etcdPod(1), path: '/copy-in-cut.bin' };
+    // Only the upload sends stdin; the copy's other execs are not cut.
+    sim.faults.dropExecAfterBytes(3 * 1024 * 1024, {
+      namespace: ns,
+      pod: 'kube-etcd-1',
+      direction: 'in',
+    });
+    await assert.rejects(copyToPod(kube().config, await fileSource(source), destination));
+    const partial = await execInPod(kube().config, {
+      ...etcdPod(1),
+      argv: ['stat', '-c', '%s', '/copy-in-cut.bin.part'],
+    });
+    const have = Number(partial.stdout.trim());
+    assert.ok(have > 0 && have < size, `a partial upload stays for the resume (${have} bytes)`);
+
+    const result = await copyToPod(kube().config, await fileSource(source), destination);
+    assert.equal(result.resumedFromBytes, have);
+    const remote = await execInPod(kube().config, {
+      ...etcdPod(1),
+      argv: ['sha256sum', '/copy-in-cut.bin'],
+    });
+    assert.equal(remote.stdout.split(' ')[0], sha256(data));
+  });
+
+  test('into a pod: a partial upload is resumed, then renamed into place', async () => {
+    const data = randomBytes(size);
+    const source = join(scratch, 'copy-in.bin');
+    writeFileSync(source, data);
+    // A previous attempt left the first 3 MiB under the temporary name.
+    const half = 3 * 1024 * 1024;
+    await execInPod(kube().config, {
+      ...etcdPod(2),
+      argv: ['sh', '-c', 'cat > /copy-in.bin.part'],
+      stdin: Readable.from([data.subarray(0, half)]),
+    });
+    const destination = { ...etcdPod(2), path: '/copy-in.bin' };
+    const result = await copyToPod(kube().config, await fileSource(source), destination);
+    assert.equal(result.resumedFromBytes, half);
+    const remote = await execInPod(kube().config, {
+      ...etcdPod(2),
+      argv: ['sh', '-c', 'sha256sum /copy-in.bin; test ! -e /copy-in.bin.part'],
+    });
+    assert.equal(remote.exitCode, 0, 'the temporary file is gone');
+    assert.equal(remote.stdout.split(' ')[0], sha256(data));
+    const again = await copyToPod(kube().config, await fileSource(source), destination);
+    assert.equal(again.resumedFromBytes, size, 'a second copy sends nothing');
+  });
+});
+
+describe('workloads', () => {
+  const apiserver = { ...cluster(), kind: 'StatefulSet' as const, name: 'kube-apiserver' };
+
+  test('scale to 0 waits until the pods are gone, back to 3 until ready; twice is the same', async () => {
+    assert.equal(await replicasOf('kube-apiserver'), 3);
+    for (let i = 0; i < 2; i++) {
+      await activities.scaleTo({ ...apiserver, replicas: 0, timeoutMs: 60_000 });
+      assert.deepEqual(await podUids('app=kube-apiserver'), []);
+      assert.equal(await replicasOf('kube-apiserver'), 0);
+    }
+    for (let i = 0; i < 2; i++) {
+      await activities.scaleTo({ ...apiserver, replicas: 3, timeoutMs: 60_000 });
+      const pods = await kube().core.listNamespacedPod({
+        namespace: ns,
+        labelSelector: 'app=kube-apiserver',
+      });
+      assert.equal(pods.items.length, 3);
+      assert.ok(
+        pods.items.every((p) =>
+          p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+        ),
+      );
+    }
+  });
+
+  test('a wait that cannot be met in time times out cleanly, non-retryably, saying what it waited for', async () => {
+    await assert.rejects(
+      activities.scaleTo({ ...apiserver, replicas: 0, timeoutMs: 1 }),
+      (e: unknown) =>
+        e instanceof ApplicationFailure &&
+        e.nonRetryable &&
+        e.type === 'WaitTimeout' &&
+        /want 0/.test(e.message),
+    );
+    await activities.scaleTo({ ...apiserver, replicas: 3, timeoutMs: 60_000 });
+    assert.equal((await podUids('app=kube-apiserver')).length, 3);
+  });
+});
+
+describe('PodDisruptionBudget', () => {
+  test('save, delete twice, re-create twice: the same spec comes back', async () => {
+    const ref = { ...cluster(), name: 'kube-apiserver-pdb' };
+    const saved = await activities.savePdb(ref);
+    assert.ok(saved, 'the simulated cluster has the PDB');
+    assert.equal(saved.kind, 'PodDisruptionBudget');
+    assert.equal(JSON.stringify(saved).includes('resourceVersion'), false);
+    assert.equal(JSON.stringify(saved).includes('uid'), false);
+    assert.equal(await activities.deletePdb(ref), 'deleted');
+    assert.equal(await activities.deletePdb(ref), 'absent');
+    assert.equal(await activities.savePdb(ref), undefined);
+    assert.equal(await activities.recreatePdb({ ...cluster(), manifest: saved }), 'created');
+    assert.equal(await activities.recreatePdb({ ...cluster(), manifest: saved }), 'present');
+    assert.deepEqual((await activities.savePdb(ref))?.spec, saved.spec);
+
+    const different = { ...saved, spec: { ...saved.spec, minAvailable: 42 } };
+    await assert.rejects(
+      activities.recreatePdb({ ...cluster(), manifest: different }),
+      (e: unknown) => e instanceof ApplicationFailure && e.nonRetryable && e.type === 'PdbConflict',
+    );
+  });
+});
+
+describe('pods', () => {
+  test('inventory of the user cluster (H1, H4, R1)', async () => {
+    const inventory = await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
+    assert.deepEqual(
+      inventory.members.map((m) => m.name),
+      ['kube-etcd-0', 'kube-etcd-1', 'kube-etcd-2'],
+    );
+    assert.equal(
+      new Set(inventory.members.map((m) => m.nodeName)).size,
+      3,
+      'each member on its own node',
+    );
+    assert.equal(inventory.secretName, sim.etcdSecretName);
+    assert.deepEqual(inventory.dataClaims, [
+      'data-kube-etcd-0',
+      'data-kube-etcd-1',
+      'data-kube-etcd-2',
+    ]);
+    assert.equal(inventory.etcdReplicas, 3);
+    assert.equal(inventory.apiserverReplicas, 3);
+    assert.equal(inventory.maintenanceReplicas, 1);
+    assert.equal(inventory.pdbPresent, true);
+  });
+
+  test('the utility pod of SPEC.md, on the member node; ensure and delete are idempotent', async () => {
+    const inventory = await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
+    const member1 = inventory.members[1];
+    assert.ok(member1?.nodeName);
+    const input = {
+      ...cluster(),
+      member: 1,
+      nodeName: member1.nodeName,
+      gkeOnPremVersion: '1.5.0-gke.0',
+      secretName: inventory.secretName,
+      profile: sim.profile,
+      timeoutMs: 60_000,
+    };
+    assert.deepEqual(await activities.ensureUtilityPod(input), {
+      pod: 'etcd-utility-1',
+      created: true,
+    });
+    assert.deepEqual(await activities.ensureUtilityPod(input), {
+      pod: 'etcd-utility-1',
+      created: false,
+    });
+    const pod = await kube().core.readNamespacedPod({ name: 'etcd-utility-1', namespace: ns });
+    assert.equal(pod.spec?.nodeName, member1.nodeName);
+    assert.equal(
+      pod.spec?.containers[0]?.image,
+      'gcr.io/gke-on-prem-release/etcd-util:1.5.0-gke.0',
+    );
+    assert.equal(pod.spec?.volumes?.[0]?.persistentVolumeClaim?.claimName, 'data-kube-etcd-1');
+    assert.equal(pod.spec?.volumes?.[1]?.secret?.secretName, inventory.secretName);
+    // The member's data and certificates are where the runbook expects them.
+    const look = await execInPod(kube().config, {
+      namespace: ns,
+      pod: 'etcd-utility-1',
+      container: 'etcd-utility',
+      argv: ['sh', '-c', 'ls "$1" "$2"', 'sh', sim.profile.dataDir, sim.profile.certificatesDir],
+    });
+    assert.equal(look.exitCode, 0, look.stderr);
+    assert.match(look.stdout, /member/);
+    assert.match(look.stdout, /etcdCA\.crt/);
+
+    const different = { ...input, gkeOnPremVersion: '9.9.9' };
+    await assert.rejects(
+      activities.ensureUtilityPod(different),
+      (e: unknown) =>
+        e instanceof ApplicationFailure && e.nonRetryable && e.type === 'ClusterState',
+    );
+    assert.equal(
+      await activities.deletePod({ ...cluster(), name: 'etcd-utility-1', timeoutMs: 60_000 }),
+      'deleted',
+    );
+    assert.equal(
+      await activities.deletePod({ ...cluster(), name: 'etcd-utility-1', timeoutMs: 60_000 }),
+      'absent',
+    );
+  });
+
+  test('API errors 429/500 stay retryable', async () => {
+    const inspect = { ...cluster(), profile: sim.profile };
+    sim.faults.failNext(1, 500, { verb: 'get', resource: 'statefulsets' });
+    await assert.rejects(
+      activities.inspectUserCluster(inspect),
+      (e: unknown) => !(e instanceof ApplicationFailure && e.nonRetryable),
+    );
+    assert.equal((await activities.inspectUserCluster(inspect)).apiserverReplicas, 3);
+  });
+
+  test('no protocol violation recorded', () => {
+    assert.deepEqual(sim.violations, []);
+    assert.deepEqual(sim.loopErrors, []);
+  });
+});

@@ -1,0 +1,170 @@
+/**
+ * restoreUserCluster end to end (Temporal dev server + simulated cluster with real etcd),
+ * from the states the runbook describes: one member corrupt and crash-looping (R), two of
+ * three members corrupt (H). The data in etcd afterwards is read back: the backup's keys
+ * are there, keys written after the backup are not.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { connectKube } from '../../activities/kube/client.js';
+import { EtcdOpsClient } from '../../client/client.js';
+import type { RestoreUserClusterResult } from '../../workflows/contract/index.js';
+import { snapshotFileIn } from '../harness/backups.js';
+import { readControlPlane } from '../harness/control-plane.js';
+import { startTemporalTestContext, type TemporalTestContext } from '../harness/temporal.js';
+import { type SimCluster, startSimCluster } from '../sim/index.js';
+
+const scratch = mkdtempSync(join(tmpdir(), 'restore-workflow-'));
+after(() => rmSync(scratch, { recursive: true, force: true }));
+
+for (const members of [1, 3] as const) {
+  describe(`restore of a ${members}-member user cluster`, () => {
+    const ns = `restore-${members}`;
+    let sim: SimCluster;
+    let ctx: TemporalTestContext;
+    let client: EtcdOpsClient;
+    before(async () => {
+      sim = await startSimCluster({ members, userClusterName: ns, adminEtcd: false });
+      ctx = await startTemporalTestContext(`restore-${members}`, {
+        kubeconfig: sim.kubeconfigPath,
+        backupDir: join(scratch, `backups-${members}`),
+      });
+      client = new EtcdOpsClient(ctx.env.client, ctx.taskQueue);
+    });
+    after(async () => {
+      await ctx?.teardown();
+      await sim?.stop();
+    });
+
+    test('corrupt members are restored from the backup and the cluster verified', async () => {
+      for (let i = 0; i < 20; i++) await sim.putKey(`/test/before/${i}`, `value-${i}`);
+      const backup = await (
+        await client.startBackup({ userClusterName: ns, profile: sim.profile })
+      ).result();
+      await sim.putKey('/test/after-backup', 'must not survive the restore');
+      const replicasBefore = await readControlPlane(sim, ns);
+
+      const corrupt = members === 1 ? [0] : [0, 2];
+      for (const n of corrupt) await sim.corruptMember(n);
+      await sim.waitFor(
+        'the corrupt members to crash-loop',
+        () =>
+          corrupt.every((n) =>
+            sim
+              .pod(ns, `kube-etcd-${n}`)
+              ?.status?.containerStatuses?.some((c) => (c.restartCount ?? 0) > 0),
+          ),
+        60_000,
+      );
+      assert.equal(await sim.hasQuorum(), false, 'with the data corrupt the cluster has no quorum');
+
+      const handle = await client.startRestore({
+        userClusterName: ns,
+        gkeOnPremVersion: '1.5.0-gke.0',
+        backup: { backupId: backup.backup.id },
+        profile: sim.profile,
+      });
+      const result: RestoreUserClusterResult = await handle.result();
+      assert.deepEqual(result.members, members === 1 ? [0] : [0, 1, 2]);
+      assert.ok(
+        result.verified.some((line) => /members healthy/.test(line)),
+        result.verified.join('\n'),
+      );
+      assert.ok(
+        result.verified.some((line) => /snapshot's keyspace/.test(line)),
+        result.verified.join('\n'),
+      );
+
+      // What etcd holds now, read back through every member.
+      assert.equal(await sim.hasQuorum(), true);
+      for (let m = 0; m < members; m++) {
+        assert.equal(await sim.memberHealthy(m), true, `member ${m} healthy`);
+        for (let i = 0; i < 20; i++)
+          assert.equal(await sim.getKey(`/test/before/${i}`, { member: m }), `value-${i}`);
+        assert.equal(await sim.getKey('/test/after-backup', { member: m }), undefined);
+      }
+      assert.deepEqual(
+        await readControlPlane(sim, ns),
+        replicasBefore,
+        'replicas and PDB as before',
+      );
+      assert.deepEqual(sim.violations, [], 'no protocol violation');
+      assert.deepEqual(sim.loopErrors, []);
+
+      const description = await handle.describe();
+      assert.deepEqual(description.searchAttributes.EtcdOutcome, ['succeeded']);
+      assert.deepEqual(description.searchAttributes.EtcdOperation, ['restore']);
+      assert.deepEqual(description.searchAttributes.UserClusterName, [ns]);
+    });
+
+    if (members === 1) {
+      test('a snapshot file given by path is imported, verified and restored', async () => {
+        const backup = await (
+          await client.startBackup({ userClusterName: ns, profile: sim.profile })
+        ).result();
+        await sim.putKey('/test/after-file-backup', 'must not survive');
+        const result = await (
+          await client.startRestore({
+            userClusterName: ns,
+            gkeOnPremVersion: '1.5.0-gke.0',
+            backup: { path: snapshotFileIn(join(scratch, `backups-${members}`), backup.backup) },
+            profile: sim.profile,
+          })
+        ).result();
+        assert.match(result.backupId, /^import-/, 'restored from the imported copy');
+        assert.equal(await sim.getKey('/test/after-file-backup'), undefined);
+        assert.equal(await sim.getKey('/test/before/0'), 'value-0');
+        assert.deepEqual(sim.violations, []);
+      });
+
+      test('a corrupt backup is refused before any change', async () => {
+        const backup = await (
+          await client.startBackup({ userClusterName: ns, profile: sim.profile })
+        ).result();
+        // Flip one byte in the middle of the stored snapshot.
+        const { openSync, readSync, writeSync, closeSync, statSync } = await import('node:fs');
+        const path = snapshotFileIn(join(scratch, `backups-${members}`), backup.backup);
+        const fd = openSync(path, 'r+');
+        const middle = Math.floor(statSync(path).size / 2);
+        const byte = Buffer.alloc(1);
+        readSync(fd, byte, 0, 1, middle);
+        byte[0] = (byte[0] ?? 0) ^ 0xff;
+        writeSync(fd, byte, 0, 1, middle);
+        closeSync(fd);
+        const before = await readControlPlane(sim, ns);
+        const uids = (
+          await connectKube(sim.kubeconfigPath).core.listNamespacedPod({ namespace: ns })
+        ).items
+          .map((p) => p.metadata?.uid)
+          .sort();
+
+        const handle = await client.startRestore({
+          userClusterName: ns,
+          gkeOnPremVersion: '1.5.0-gke.0',
+          backup: { backupId: backup.backup.id },
+          profile: sim.profile,
+        });
+        const error = await handle.result().then(
+          () => assert.fail('the restore of a corrupt backup must fail'),
+          (e: unknown) => e,
+        );
+        assert.ok(error instanceof WorkflowFailedError);
+        const cause = error.cause?.cause ?? error.cause;
+        assert.ok(cause instanceof ApplicationFailure, String(cause));
+        assert.match(cause.message, /sha256/);
+        assert.deepEqual(await readControlPlane(sim, ns), before, 'nothing was changed');
+        const uidsAfter = (
+          await connectKube(sim.kubeconfigPath).core.listNamespacedPod({ namespace: ns })
+        ).items
+          .map((p) => p.metadata?.uid)
+          .sort();
+        assert.deepEqual(uidsAfter, uids, 'no pod was created, deleted or restarted');
+      });
+    }
+  });
+}

@@ -1,0 +1,127 @@
+/**
+ * Every name this project derives — from a cluster profile (pods, PVCs, member identities),
+ * from a user cluster (lock, schedule and workflow ids) or from a time (backup ids) — and
+ * the one rule for backup ids. Pure and deterministic: workflows, activities, the client
+ * and the tests all build names here and nowhere else.
+ */
+import type { ClusterProfile } from './schemas.js';
+
+/** The task queue worker and client use unless configured otherwise. */
+export const DEFAULT_TASK_QUEUE = 'etcd-ha-restore';
+
+/**
+ * A backup id: it names a directory or an object key, so letters, digits, ".", "_" and
+ * "-", alphanumeric first (no leading dot or dash), at most 128 characters.
+ */
+export const BACKUP_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+export function isBackupId(id: string): boolean {
+  return BACKUP_ID_PATTERN.test(id);
+}
+
+/** `20261127T183000Z-1a2b3c4d`: UTC time first so ids sort by time, then a random suffix. */
+export function formatBackupId(createdAt: Date, suffixHex: string): string {
+  return `${compactTimestamp(createdAt)}-${suffixHex}`;
+}
+
+/** The id of a snapshot file imported by a restore (`backup.path`). */
+export function importBackupId(restoreToken: string): string {
+  return `import-${restoreToken}`;
+}
+
+/** `20261127T183000Z`: UTC, to the second, usable in ids and file names. */
+export function compactTimestamp(date: Date): string {
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+}
+
+/** A path in a pod: `dir` and `name` joined with one slash (node's path module is not in the sandbox). */
+export function podJoin(dir: string, name: string): string {
+  return `${dir.replace(/\/+$/, '')}/${name}`;
+}
+
+/** Member N's pod, which is also its etcd member name: `kube-etcd-N`. */
+export function memberPodName(profile: ClusterProfile, member: number): string {
+  return `${profile.etcdStatefulSet}-${member}`;
+}
+
+/** The member number of a pod name, or undefined if it is not `kube-etcd-N`. */
+export function memberNumberOf(profile: ClusterProfile, podName: string): number | undefined {
+  const prefix = `${profile.etcdStatefulSet}-`;
+  const rest = podName.startsWith(prefix) ? podName.slice(prefix.length) : '';
+  return /^\d+$/.test(rest) ? Number(rest) : undefined;
+}
+
+/** Member N's data PVC: `data-kube-etcd-N`. */
+export function dataClaimName(profile: ClusterProfile, member: number): string {
+  return `${profile.dataClaimPrefix}-${member}`;
+}
+
+/** Utility pod N of the runbook's manifest (R2, H5a): `etcd-utility-N`. */
+export function utilityPodName(profile: ClusterProfile, member: number): string {
+  return `${profile.utilityPodPrefix}-${member}`;
+}
+
+/** Member N's peer URL, from the profile's template (H5c). */
+export function peerUrl(profile: ClusterProfile, member: number): string {
+  return profile.peerUrlTemplate.replaceAll('{member}', String(member));
+}
+
+/** `kube-etcd-0=<peer0>,kube-etcd-1=<peer1>,...` for members 0..members-1 (H5c). */
+export function initialCluster(profile: ClusterProfile, members: number): string {
+  return Array.from(
+    { length: members },
+    (_, n) => `${memberPodName(profile, n)}=${peerUrl(profile, n)}`,
+  ).join(',');
+}
+
+/** The profile as seen from member N's pods: `{member}` in the endpoint replaced by N. */
+export function memberProfile(profile: ClusterProfile, member: number): ClusterProfile {
+  return { ...profile, etcdEndpoint: profile.etcdEndpoint.replaceAll('{member}', String(member)) };
+}
+
+/** Where the runbook's restore writes by default: `<workDir>/<name>.etcd` (H5c). */
+export function defaultRestoreDataDir(profile: ClusterProfile, member: number): string {
+  return podJoin(profile.workDir, `${memberPodName(profile, member)}.etcd`);
+}
+
+/** B2: the snapshot file a backup saves in the etcd pod, unique to the backup. */
+export function backupSnapshotPathInPod(profile: ClusterProfile, backupId: string): string {
+  return podJoin(profile.workDir, `snapshot-${backupId}.db`);
+}
+
+/** R3, H5b: where the snapshot to restore is copied in the utility pod (`/snapshot.db`). */
+export function restoreSnapshotPathInPod(profile: ClusterProfile): string {
+  return podJoin(profile.workDir, 'snapshot.db');
+}
+
+/** The lock workflow of a user cluster: one backup or restore at a time. */
+export function clusterLockId(userClusterName: string): string {
+  return `etcd-lock-${userClusterName}`;
+}
+
+/** The backup Schedule of a user cluster (one per cluster). */
+export function backupScheduleId(userClusterName: string): string {
+  return `etcd-backup-${userClusterName}`;
+}
+
+/** The workflow id the Schedule gives its runs (Temporal appends the scheduled time). */
+export function scheduledBackupWorkflowId(userClusterName: string): string {
+  return `etcd-backup-${userClusterName}`;
+}
+
+/**
+ * Workflow ids of backups and restores started by the client: cluster, time to the second,
+ * and a random suffix, so two starts in the same second do not collide (the second would
+ * fail with "workflow already started" instead of the cluster lock's ClusterBusy).
+ */
+export function operationWorkflowId(
+  operation: 'backup' | 'restore',
+  userClusterName: string,
+  at: Date,
+  suffix: string,
+): string {
+  return `etcd-${operation}-${userClusterName}-${compactTimestamp(at)}-${suffix}`;
+}

@@ -1,0 +1,215 @@
+/**
+ * Inputs and outputs of every workflow, as zod schemas: the single source of these types.
+ * Workflows, the client and the worker all import this module, so a value is validated
+ * the same way wherever it enters. It is bundled into workflow code: keep it pure.
+ *
+ * Field names follow the runbook's placeholders (SPEC.md): USER_CLUSTER_NAME becomes
+ * `userClusterName`, GKE_ON_PREM_VERSION `gkeOnPremVersion`, and so on.
+ */
+import { z } from 'zod';
+import { BACKUP_ID_PATTERN } from './names.js';
+
+/** RFC 1123 label, as Kubernetes requires for namespace names: nothing a shell would parse. */
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+/** RFC 1123 subdomain, as Kubernetes requires for most object names. */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+export const dnsLabel = z
+  .string()
+  .max(63, 'must be at most 63 characters')
+  .regex(
+    DNS_LABEL,
+    'must be a DNS label: lower-case letters, digits and "-", alphanumeric at both ends',
+  );
+
+export const dnsSubdomain = z
+  .string()
+  .max(253, 'must be at most 253 characters')
+  .regex(DNS_SUBDOMAIN, 'must be a DNS subdomain: lower-case letters, digits, "-" and "."');
+
+/** An absolute path on the worker's file system, without `..` segments or control characters. */
+export const absolutePath = z
+  .string()
+  .startsWith('/', 'must be an absolute path')
+  .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments')
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+  .refine((p) => !/[\u0000-\u001f]/.test(p), 'must not contain control characters');
+
+/** An absolute path inside a container (same rules; a separate name says where it is read). */
+export const podPath = absolutePath;
+
+/** A container image tag, as the registry accepts it (e.g. `1.5.0-gke.0`). */
+export const imageTag = z
+  .string()
+  .regex(
+    /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/,
+    'must be a container image tag such as 1.5.0-gke.0',
+  );
+
+/** A backup's id in the repository (see BACKUP_ID_PATTERN). */
+export const backupIdSchema = z
+  .string()
+  .regex(
+    BACKUP_ID_PATTERN,
+    'must be a backup id: letters, digits, ".", "_", "-", alphanumeric first, at most 128',
+  );
+
+/** An etcd member number: the N of `kube-etcd-N`. */
+export const memberNumber = z.number().int().min(0).max(2);
+
+/** A URL template with `{member}` where the member number goes. */
+const memberUrlTemplate = z
+  .string()
+  .regex(/^https:\/\/[^\s,=]+$/, 'must be an https URL without spaces, "," or "="')
+  .refine((u) => u.includes('{member}'), 'must contain {member}');
+
+/**
+ * What differs between clusters that run the runbook: GKE on-prem's values (SPEC.md) are
+ * the defaults; the simulated cluster supplies its own. Everything else is one code path.
+ */
+export const clusterProfileSchema = z.object({
+  /**
+   * etcd client endpoint as seen from inside member N's etcd or utility pod (B2). May
+   * contain `{member}` where the members' pods share one network (the simulated cluster).
+   */
+  etcdEndpoint: z
+    .string()
+    .regex(/^https:\/\/[^\s,]+$/, 'must be an https URL')
+    .default('https://127.0.0.1:2379'),
+  /** Peer URL of member N (H5c); `{member}` is replaced by N. */
+  peerUrlTemplate: memberUrlTemplate.default('https://kube-etcd-{member}.kube-etcd:2380'),
+  initialClusterToken: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcd-cluster-1'),
+  /** Where the etcd Secret is mounted in etcd and utility pods. */
+  certificatesDir: podPath.default('/etcd.local.config/certificates'),
+  caFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcdCA.crt'),
+  certFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcd.crt'),
+  keyFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('etcd.key'),
+  /** etcd's data directory inside the pods (the PVC's mount path). */
+  dataDir: podPath.default('/var/lib/etcd'),
+  /** Directory the runbook works in inside the pods (`/`). */
+  workDir: podPath.default('/'),
+  etcdStatefulSet: dnsSubdomain.default('kube-etcd'),
+  etcdContainer: dnsLabel.default('kube-etcd'),
+  etcdSecretPrefix: dnsSubdomain.default('kube-etcd-certs'),
+  /** PVC of member N is `<prefix>-N`. */
+  dataClaimPrefix: dnsSubdomain.default('data-kube-etcd'),
+  apiserverStatefulSet: dnsSubdomain.default('kube-apiserver'),
+  maintenanceDeployment: dnsSubdomain.default('gke-master-etcd-maintenance'),
+  apiserverPdb: dnsSubdomain.default('kube-apiserver-pdb'),
+  /** Utility pod N is `<prefix>-N` (R2, H5a). */
+  utilityPodPrefix: dnsSubdomain.default('etcd-utility'),
+  utilityContainer: dnsLabel.default('etcd-utility'),
+  /** Image repository of the utility pod; the tag is the cluster's GKE on-prem version. */
+  utilityImageRepository: z
+    .string()
+    .regex(/^[a-z0-9]+([._/:-][a-z0-9]+)*$/, 'must be an image repository')
+    .default('gcr.io/gke-on-prem-release/etcd-util'),
+  /** Label that the utility pod's nodeSelector uses to pin it to the user cluster. */
+  clusterNameLabel: z.string().default('kubernetes.googleapis.com/cluster-name'),
+});
+export type ClusterProfile = z.infer<typeof clusterProfileSchema>;
+
+/** Fields every operation on a user cluster shares. */
+const userClusterTarget = {
+  /** USER_CLUSTER_NAME: the user cluster, and its namespace in the admin cluster. */
+  userClusterName: dnsLabel,
+  /** ADMIN_CLUSTER_KUBECONFIG: a path on the worker; the worker's configured one if absent. */
+  adminKubeconfig: absolutePath.optional(),
+  /** Backup repository directory on the worker (B4); the worker's configured one if absent. */
+  backupDir: absolutePath.optional(),
+  /** Cluster profile overrides; GKE on-prem defaults for what is not given. */
+  profile: clusterProfileSchema.default(() => clusterProfileSchema.parse({})),
+};
+
+export const retentionPolicySchema = z.object({
+  /** Keep the newest N backups of the cluster. */
+  keepLast: z.number().int().min(1).default(7),
+  /** Also keep the newest backup of each of the last N days. */
+  keepDaily: z.number().int().min(0).default(0),
+  /** Also keep the newest backup of each of the last N weeks. */
+  keepWeekly: z.number().int().min(0).default(0),
+});
+export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
+
+export const backupUserClusterInputSchema = z.strictObject({
+  ...userClusterTarget,
+  /** Member to snapshot; if absent, kube-etcd-0 as the runbook does, or the first ready member. */
+  sourceMember: memberNumber.optional(),
+  /** Applied after the backup is stored; absent = keep everything. */
+  retention: retentionPolicySchema.optional(),
+});
+export type BackupUserClusterInput = z.input<typeof backupUserClusterInputSchema>;
+export type BackupUserClusterParams = z.output<typeof backupUserClusterInputSchema>;
+
+/** A stored backup, as its manifest describes it. */
+export const backupRecordSchema = z.object({
+  id: backupIdSchema,
+  userClusterName: dnsLabel,
+  member: memberNumber,
+  sourcePod: z.string(),
+  createdAt: z.iso.datetime(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sizeBytes: z.number().int().nonnegative(),
+  revision: z.number().int().nonnegative(),
+  totalKeys: z.number().int().nonnegative(),
+  etcdHash: z.number().int().nonnegative(),
+  /** Keys in the keyspace at `revision`, read from the source member when the backup was taken. */
+  keyCount: z.number().int().nonnegative().optional(),
+  /** `etcdctl endpoint hashkv --rev=<revision>` of the source member: what a restore must reproduce. */
+  kvHash: z.number().int().nonnegative().optional(),
+  toolVersions: z.record(z.string(), z.string()),
+});
+export type BackupRecord = z.infer<typeof backupRecordSchema>;
+
+export const backupUserClusterResultSchema = z.object({
+  backup: backupRecordSchema,
+  prunedBackupIds: z.array(z.string()),
+});
+export type BackupUserClusterResult = z.infer<typeof backupUserClusterResultSchema>;
+
+/** Which backup to restore: one from the repository (`backupId`), or a snapshot file on the worker (`path`). */
+export const backupSourceSchema = z
+  .strictObject({
+    backupId: backupIdSchema.optional(),
+    path: absolutePath.optional(),
+  })
+  .refine((b) => (b.backupId === undefined) !== (b.path === undefined), {
+    message: 'give exactly one of backupId or path',
+  });
+export type BackupSource = z.infer<typeof backupSourceSchema>;
+
+export const restoreUserClusterInputSchema = z.strictObject({
+  ...userClusterTarget,
+  /** GKE_ON_PREM_VERSION: tag of the utility pod's image (R2, H5a). */
+  gkeOnPremVersion: imageTag,
+  backup: backupSourceSchema,
+  /** 1 (non-HA, SPEC R) or 3 (HA, SPEC H); discovered from the cluster (H1) if absent. */
+  members: z.union([z.literal(1), z.literal(3)]).optional(),
+  /** Wait for a person's approval before the first destructive step. */
+  requireApproval: z.boolean().default(false),
+  /** Delete each member's old data right after it is replaced, as the runbook does; by default it is kept until the restored cluster is verified. */
+  deleteOldDataImmediately: z.boolean().default(false),
+});
+export type RestoreUserClusterInput = z.input<typeof restoreUserClusterInputSchema>;
+export type RestoreUserClusterParams = z.output<typeof restoreUserClusterInputSchema>;
+
+export const restoreUserClusterResultSchema = z.object({
+  userClusterName: dnsLabel,
+  backupId: z.string(),
+  members: z.array(memberNumber),
+  /** What was checked at the end, one line each, for the operator. */
+  verified: z.array(z.string()),
+});
+export type RestoreUserClusterResult = z.infer<typeof restoreUserClusterResultSchema>;

@@ -1,0 +1,97 @@
+/**
+ * The optional approval gate of a restore: before the first destructive step, a person
+ * sees the plan (query `plan`: what will be destroyed and changed) and approves it with
+ * the signal `approve` or the update `approveRestore`, saying who they are.
+ */
+import {
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  setHandler,
+} from '@temporalio/workflow';
+import type { Progress } from '../progress.js';
+
+export interface Approval {
+  approvedBy: string;
+  comment?: string;
+}
+
+/** What the restore will change and destroy: shown at the approval gate. */
+export interface RestorePlan {
+  backupId: string;
+  snapshotRevision: number;
+  members: number;
+  destroys: string[];
+  changes: string[];
+}
+
+export const approveSignal = defineSignal<[Approval]>('approve');
+export const approveUpdate = defineUpdate<string, [Approval]>('approveRestore');
+export const planQuery = defineQuery<RestorePlan | undefined>('plan');
+
+/** Why an approval is not acceptable, or undefined if it is: it must say who approves. */
+export function approvalProblem(a: unknown): string | undefined {
+  if (typeof a !== 'object' || a === null) return 'the approval must be {"approvedBy": "..."}';
+  const { approvedBy, comment } = a as { approvedBy?: unknown; comment?: unknown };
+  if (typeof approvedBy !== 'string' || approvedBy.trim() === '')
+    return 'approvedBy must name who approves';
+  if (comment !== undefined && typeof comment !== 'string') return 'comment must be a string';
+  return undefined;
+}
+
+const NOT_AT_GATE = 'the restore is not at its approval gate yet';
+
+/**
+ * Installs the handlers at once (an approval sent early is refused with a reason, not
+ * lost silently); `open` shows the plan, `passed` waits for the first valid approval.
+ */
+export class ApprovalGate {
+  private plan: RestorePlan | undefined;
+  private approval: Approval | undefined;
+
+  constructor(
+    private readonly required: boolean,
+    private readonly progress: Progress,
+  ) {
+    setHandler(planQuery, () => this.plan);
+    setHandler(approveSignal, (a) => {
+      // An approval counts only once the plan it approves could be seen.
+      const problem = this.plan ? approvalProblem(a) : `${NOT_AT_GATE}; send it again there`;
+      if (problem) progress.note(`approval signal ignored: ${problem}`);
+      else this.approval ??= a;
+    });
+    setHandler(
+      approveUpdate,
+      (a: Approval) => {
+        this.approval ??= a;
+        return `approved by ${this.approval.approvedBy}`;
+      },
+      {
+        validator: (a: Approval) => {
+          if (!this.required) throw new Error('this restore does not wait for approval');
+          const problem = approvalProblem(a);
+          if (problem) throw new Error(problem);
+          if (!this.plan) throw new Error(`${NOT_AT_GATE}; try again in a moment`);
+        },
+      },
+    );
+  }
+
+  /** The plan becomes visible (query `plan`); approvals are accepted from now on. */
+  open(plan: RestorePlan): void {
+    this.plan = plan;
+  }
+
+  /** Waits for a person's approval if this restore requires one. */
+  async passed(): Promise<void> {
+    if (!this.required || !this.plan) return;
+    this.progress.step(
+      `waiting for approval: signal "approve" or update "approveRestore" with {"approvedBy": "..."}. ` +
+        `Will destroy: ${this.plan.destroys.join('; ')}`,
+    );
+    await condition(() => this.approval !== undefined);
+    const { approvedBy, comment } = this.approval as Approval;
+    this.progress.note(`approved by ${approvedBy}${comment ? `: ${comment}` : ''}`);
+  }
+}
