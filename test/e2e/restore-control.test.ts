@@ -11,7 +11,7 @@
  *     the point of no return (replaceMemberData scheduled). The moments are taken from the
  *     workflow's history, never from a clock.
  *
- * Recorded histories: `RECORD_HISTORIES=1 node --import tsx --test test/e2e/restore-control.test.ts`
+ * Recorded histories: `RECORD_HISTORIES=<date>-<change> node --import tsx --test test/e2e/restore-control.test.ts`
  * writes the history of each run below to test/histories/<name>.json (the JSON format of
  * `temporal workflow show --output json` and of the Web UI's download, via historyToJSON);
  * test/workflows/replay.test.ts replays them against the current workflow code. Re-record only when a
@@ -54,7 +54,9 @@ import { type SimCluster, startSimCluster } from '../sim/index.js';
 const execFileAsync = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const HISTORIES = fileURLToPath(new URL('../histories/', import.meta.url));
-const RECORD = process.env.RECORD_HISTORIES === '1';
+/** RECORD_HISTORIES=<date>-<what changed>: the folder of test/histories/ this run records into. */
+const RECORDING = process.env.RECORD_HISTORIES ?? '';
+const RECORD = RECORDING !== '';
 /** Generous: the machine is shared; these bound a hang, they assert nothing about speed. */
 const WAIT_MS = 5 * 60_000;
 const TEST_TIMEOUT_MS = 10 * 60_000;
@@ -237,10 +239,14 @@ function historyJson(history: History): string {
   }
 }
 
+/** Writes a recorded history into a new recording folder; never over an earlier one. */
 async function record(name: string, handle: WorkflowHandle): Promise<void> {
   if (!RECORD) return;
-  mkdirSync(HISTORIES, { recursive: true });
-  writeFileSync(join(HISTORIES, `${name}.json`), historyJson(await handle.fetchHistory()));
+  const dir = join(HISTORIES, RECORDING);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, `${name}.json`), historyJson(await handle.fetchHistory()), {
+    flag: 'wx',
+  });
 }
 
 /** Runs a command expected to fail; resolves with its stderr and stdout. */

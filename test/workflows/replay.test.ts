@@ -79,19 +79,41 @@ function codec(): { from(json: unknown): History; to(history: History): string }
   };
 }
 
-const files = readdirSync(HISTORIES)
-  .filter((f) => f.endsWith('.json'))
+/**
+ * One folder per recording (`<date>-<what changed>/`): histories recorded before a change
+ * stay beside those recorded after it, and all of them must replay.
+ */
+const recordings = readdirSync(HISTORIES, { withFileTypes: true })
+  .filter((d) => d.isDirectory())
+  .map((d) => d.name)
   .sort();
 const { from, to } = codec();
-const histories = files.map((file) => {
-  const json = JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')) as unknown;
-  return { file, workflowId: basename(file, '.json'), json, history: from(json) };
-});
+const histories = recordings.flatMap((recording) =>
+  readdirSync(join(HISTORIES, recording))
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((name) => {
+      const file = `${recording}/${name}`;
+      const json = JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')) as unknown;
+      return {
+        file,
+        recording,
+        name: basename(name, '.json'),
+        workflowId: file,
+        json,
+        history: from(json),
+      };
+    }),
+);
 
 describe('replay of recorded histories against the current workflow code', () => {
-  test('the recorded runs are all there', () => {
-    const names = histories.map((h) => h.workflowId);
-    for (const name of REQUIRED) assert.ok(names.includes(name), `test/histories/${name}.json`);
+  test('every recording has the runs the histories must cover', () => {
+    assert.ok(recordings.length > 0, 'test/histories/ holds no recording');
+    for (const recording of recordings) {
+      const names = histories.filter((h) => h.recording === recording).map((h) => h.name);
+      for (const name of REQUIRED)
+        assert.ok(names.includes(name), `test/histories/${recording}/${name}.json`);
+    }
   });
 
   test('the JSON format round-trips', () => {
@@ -131,7 +153,8 @@ describe('replay of recorded histories against the current workflow code', () =>
   test('a history the code does not match is reported as a determinism violation', async () => {
     // The check above would pass vacuously if replay compared nothing: a recorded restore whose
     // first activity had another type must be refused.
-    const original = histories.find((h) => h.workflowId === 'restore-1-member');
+    const newest = recordings.at(-1);
+    const original = histories.find((h) => h.recording === newest && h.name === 'restore-1-member');
     assert.ok(original);
     const json = JSON.parse(JSON.stringify(original.json)) as {
       events: Array<{

@@ -33,7 +33,7 @@
  *   - a cancellation at the approval gate ends the restore CANCELLED with nothing to undo.
  *
  * DETERMINISM. Recorded histories of this workflow are replayed by
- * test/workflows/replay.test.ts (files in test/histories/, recorded by `RECORD_HISTORIES=1
+ * test/workflows/replay.test.ts (files in test/histories/, recorded by `RECORD_HISTORIES=<date>-<change>
  * node --import tsx --test test/e2e/restore-control.test.ts`). A change that alters the
  * commands it issues (activities, their order, timers, child workflows, signals, search
  * attributes) must be guarded with `patched('<change-id>')`, or restores running while the
