@@ -50,6 +50,8 @@ const NAMESPACES = RESOURCES.find((r) => r.plural === 'namespaces') as ResourceD
 const PODS = RESOURCES.find((r) => r.plural === 'pods') as ResourceDef;
 
 export class ApiServer {
+  /** Every request served, in order: what tests check (RBAC, metadata-only lists). */
+  readonly requests: RequestInfo[] = [];
   private server?: Server;
   private readonly wss = new WebSocketServer({
     noServer: true,
@@ -141,6 +143,7 @@ export class ApiServer {
   }
 
   private async injected(info: RequestInfo): Promise<ApiError | undefined> {
+    this.requests.push(info);
     const delay = this.faults.latencyFor(info);
     if (delay > 0) await new Promise((r) => setTimeout(r, delay));
     const code = this.faults.takeFailure(info);
@@ -189,12 +192,14 @@ export class ApiServer {
       url.searchParams.get('watch') === 'true' ||
       url.searchParams.get('watch') === '1';
     const verb = verbOf(method, route, watch);
+    const as = /;as=([A-Za-z]+)/.exec(req.headers.accept ?? '')?.[1];
     const info: RequestInfo = {
       verb,
       resource: route.def.plural,
       ...(route.subresource ? { subresource: route.subresource } : {}),
       ...(route.namespace ? { namespace: route.namespace } : {}),
       ...(route.name ? { name: route.name } : {}),
+      ...(as ? { as } : {}),
     };
     const fault = await this.injected(info);
     if (fault) {
@@ -233,6 +238,20 @@ export class ApiServer {
         const items = this.filtered(route, url);
         if (table) {
           this.sendJson(res, 200, toTable(def, items, this.store.currentResourceVersion()));
+          return;
+        }
+        if (as === 'PartialObjectMetadataList') {
+          // Names and metadata only, as the real API server answers: no data, no spec.
+          this.sendJson(res, 200, {
+            kind: 'PartialObjectMetadataList',
+            apiVersion: 'meta.k8s.io/v1',
+            metadata: { resourceVersion: this.store.currentResourceVersion() },
+            items: items.map((o) => ({
+              kind: 'PartialObjectMetadata',
+              apiVersion: 'meta.k8s.io/v1',
+              metadata: o.metadata,
+            })),
+          });
           return;
         }
         this.sendJson(res, 200, {

@@ -31,6 +31,7 @@ const STS = def('apps', 'statefulsets');
 const DEPLOY = def('apps', 'deployments');
 const PDBS = def('policy', 'poddisruptionbudgets');
 const SECRETS = def('', 'secrets');
+const CONFIGMAPS = def('', 'configmaps');
 
 export const SELECTED_NODE = 'volume.kubernetes.io/selected-node';
 
@@ -430,7 +431,7 @@ export class Controllers {
       if (!ns.metadata.deletionTimestamp) continue;
       const name = ns.metadata.name ?? '';
       let remaining = 0;
-      for (const d of [STS, DEPLOY, PDBS, SECRETS, PVCS]) {
+      for (const d of [STS, DEPLOY, PDBS, SECRETS, CONFIGMAPS, PVCS]) {
         for (const o of this.store.list(d, name)) this.store.remove(d, name, o.metadata.name ?? '');
       }
       for (const p of this.store.list<Pod>(PODS, name)) {

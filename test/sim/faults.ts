@@ -11,6 +11,8 @@ export interface RequestInfo {
   subresource?: string;
   namespace?: string;
   name?: string;
+  /** The shape the client asked for with `Accept: ...;as=<shape>` (Table, PartialObjectMetadataList). */
+  as?: string;
 }
 
 /** Fields left out match anything. `verb` may list several verbs. */

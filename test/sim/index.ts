@@ -14,7 +14,7 @@ import { lstat, open, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ClusterProfile } from '../../workflows/contract/index.js';
 import { type CoreOptions, R, SimCore } from './core.js';
-import { Faults, type Violation } from './faults.js';
+import { Faults, type RequestInfo, type Violation } from './faults.js';
 import {
   type AdminEtcdInfo,
   createAdminEtcd,
@@ -27,7 +27,7 @@ import { pvcDir } from './kubelet.js';
 import type { Pod, Pvc, StatefulSet } from './types.js';
 
 export type { ClusterProfile } from '../../workflows/contract/index.js';
-export type { RequestMatch } from './faults.js';
+export type { RequestInfo, RequestMatch } from './faults.js';
 export type { AdminEtcdInfo, EtcdTls, Violation };
 export { Faults };
 
@@ -57,6 +57,8 @@ export interface SimAdminCluster {
   server: string;
   /** Fault injection: failNext, dropExecAfterBytes, addLatency, clear. */
   faults: Faults;
+  /** Every API request served so far, in order (verb, resource, subresource, namespace, name, as). */
+  requests: readonly RequestInfo[];
   /** Protocol violations seen so far (tests assert this is empty). */
   violations: readonly Violation[];
   /** Errors inside the simulator's control loops (should stay empty). */
@@ -119,6 +121,7 @@ function baseApi(core: SimCore): SimAdminCluster {
     dir: core.dir,
     server: `https://127.0.0.1:${core.api.port}`,
     faults: core.faults,
+    requests: core.api.requests,
     violations: core.violations.list,
     loopErrors: core.loopErrors,
     addNode: (name, labels) => core.addNode(name, labels),
@@ -287,6 +290,7 @@ async function scribble(file: string): Promise<void> {
 interface Fingerprint {
   ids: string;
   contents: string;
+  roots: string;
 }
 
 /**
@@ -322,7 +326,16 @@ function fingerprint(dir: string): Fingerprint {
     }
   };
   walk(dir, '');
-  return { ids: ids.join('\n'), contents: contents.join('\n') };
+  // What etcd itself never replaces while it runs (it adds and removes WAL and snap files):
+  // the member directory, its snap and wal directories, and the database.
+  const roots = ['', 'snap', 'wal', 'snap/db'].map((rel) => {
+    try {
+      return `${rel}:${lstatSync(join(dir, rel)).ino}`;
+    } catch {
+      return `${rel}:-`;
+    }
+  });
+  return { ids: ids.join('\n'), contents: contents.join('\n'), roots: roots.join('\n') };
 }
 
 /**
@@ -382,8 +395,12 @@ function watchDataChanges(core: SimCore, info: UserClusterInfo): void {
           w.runningAtStart ||
           core.kubelet.isRunning(info.name, w.etcdPod, info.profile.etcdContainer) ||
           (starts.get(w.key) ?? 0) !== w.startCount;
-        const changed =
-          before.ids !== after.ids || (!etcdRan && before.contents !== after.contents);
+        // In the member's own pod, with its etcd running, the files etcd writes itself are not
+        // an exec's doing: only a replaced member/, snap/, wal/ or database is.
+        const ownEtcdRunning = pod.metadata.name === w.etcdPod && etcdRan;
+        const changed = ownEtcdRunning
+          ? before.roots !== after.roots
+          : before.ids !== after.ids || (!etcdRan && before.contents !== after.contents);
         if (!changed) continue;
         const by = `exec in pod ${pod.metadata.name}`;
         if (apiAtStart || apiserverUp()) {

@@ -75,6 +75,18 @@ export const RESOURCES: ResourceDef[] = [
   {
     group: '',
     version: 'v1',
+    plural: 'configmaps',
+    singular: 'configmap',
+    kind: 'ConfigMap',
+    namespaced: true,
+    shortNames: ['cm'],
+    verbs: RW,
+    subresources: [],
+    generation: false,
+  },
+  {
+    group: '',
+    version: 'v1',
     plural: 'persistentvolumeclaims',
     singular: 'persistentvolumeclaim',
     kind: 'PersistentVolumeClaim',
