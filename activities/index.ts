@@ -6,6 +6,7 @@
  * errors classified: retryable unless retrying cannot help.
  */
 import { createClusterActivities } from './cluster/activities.js';
+import type { WorkerTargets } from './config/targets.js';
 import { keepAlive } from './context.js';
 import { classifyActivityError } from './errors.js';
 import { createEtcdActivities } from './etcd/activities.js';
@@ -15,6 +16,8 @@ import { createRepositoryActivities } from './repository/activities.js';
 import type { BackupStores } from './repository/store.js';
 
 export interface ActivityDeps {
+  /** What the worker's configuration names: admin clusters, repositories, the import inbox. */
+  targets: WorkerTargets;
   /** Clients of the admin cluster a request names. */
   kube: KubeClients;
   /** The backup store of the repository a request names. */

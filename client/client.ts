@@ -15,16 +15,20 @@ import {
 import type { z } from 'zod';
 import { BACKUP_LIMITS, backupUserCluster } from '../workflows/backup/backup-user-cluster.js';
 import {
+  approvalSchema,
   type BackupUserClusterInput,
   backupScheduleId,
   backupUserClusterInputSchema,
+  type OperatorDecision,
   operationWorkflowId,
+  operatorDecisionSchema,
   parseOrFail,
   type RestoreUserClusterInput,
   restoreUserClusterInputSchema,
   scheduledBackupWorkflowId,
 } from '../workflows/contract/index.js';
 import { approveUpdate } from '../workflows/restore/approval.js';
+import { resolveProblemUpdate } from '../workflows/restore/operator.js';
 import { RESTORE_LIMITS, restoreUserCluster } from '../workflows/restore/workflow.js';
 import type { ClientConfig } from './config.js';
 
@@ -80,7 +84,7 @@ export class EtcdOpsClient {
   /** Starts a restore (SPEC R1–R9 or H1–H9). */
   async startRestore(input: RestoreUserClusterInput): Promise<RestoreHandle> {
     const params = validate(restoreUserClusterInputSchema, input);
-    const from = params.backup.backupId ?? params.backup.path;
+    const from = params.backup.backupId ?? `the imported file ${params.backup.importFile}`;
     return this.client.workflow.start(restoreUserCluster, {
       taskQueue: this.taskQueue,
       workflowId: operationWorkflowId('restore', params.userClusterName, new Date(), suffix()),
@@ -94,7 +98,17 @@ export class EtcdOpsClient {
   async approveRestore(workflowId: string, approvedBy: string): Promise<string> {
     return this.client.workflow
       .getHandle(workflowId)
-      .executeUpdate(approveUpdate, { args: [{ approvedBy }] });
+      .executeUpdate(approveUpdate, { args: [validate(approvalSchema, { approvedBy })] });
+  }
+
+  /**
+   * Answers a restore that waits for an operator after its point of no return: `retry`
+   * runs the failed step again, `hand-over` ends the restore and lists what is not put back.
+   */
+  async resolveRestoreProblem(workflowId: string, decision: OperatorDecision): Promise<string> {
+    return this.client.workflow.getHandle(workflowId).executeUpdate(resolveProblemUpdate, {
+      args: [validate(operatorDecisionSchema, decision)],
+    });
   }
 
   /** Creates the backup Schedule of a cluster: overlap SKIP, one at a time. */

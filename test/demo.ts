@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
+import { parseWorkerConfig } from '../activities/config/worker-config.js';
 import { EtcdOpsClient } from '../client/client.js';
 import { followProgress } from '../client/watch.js';
 import { activityDeps, createWorker } from '../worker/create-worker.js';
@@ -66,7 +67,15 @@ try {
     connection: nativeConnection,
     namespace: server.namespace,
     taskQueue,
-    deps: activityDeps({ adminKubeconfig: sim.kubeconfigPath, backupDir }),
+    deps: activityDeps(
+      parseWorkerConfig(
+        {
+          adminClusters: { demo: { kubeconfig: sim.kubeconfigPath, profile: sim.profile } },
+          repositories: { local: { path: backupDir } },
+        },
+        'the demo',
+      ),
+    ),
   });
   const running = worker.run();
   cleanups.push(async () => {
@@ -82,9 +91,10 @@ try {
   for (let i = 0; i < 10; i++) await sim.putKey(`/demo/key-${i}`, `value-${i}`);
 
   say('backupUserCluster (B1–B4):');
-  const backupRun = await client.startBackup({ userClusterName: cluster, profile: sim.profile });
+  const backupRun = await client.startBackup({ userClusterName: cluster });
   await followProgress(backupRun, (line) => say(`  ${line}`));
   const { backup } = await backupRun.result();
+  if (!backup) throw new Error('the backup stored nothing');
   say(
     `backup ${backup.id}: revision ${backup.revision}, ${backup.sizeBytes} bytes, in ${backupDir}`,
   );
@@ -100,7 +110,6 @@ try {
     userClusterName: cluster,
     gkeOnPremVersion: '1.5.0-gke.0',
     backup: { backupId: backup.id },
-    profile: sim.profile,
   });
   await followProgress(restoreRun, (line) => say(`  ${line}`));
   const restored = await restoreRun.result();

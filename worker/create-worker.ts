@@ -2,9 +2,11 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { workerTargets } from '../activities/config/targets.js';
+import type { WorkerConfig } from '../activities/config/worker-config.js';
 import { localEtcdctl } from '../activities/etcd/local-etcdctl.js';
 import { type ActivityDeps, createActivities } from '../activities/index.js';
-import { kubeconfigClients } from '../activities/kube/client.js';
+import { kubeClientsOf } from '../activities/kube/client.js';
 import { fileSystemStores } from '../activities/repository/fs-store.js';
 
 /** The workflow bundle's entry: the TypeScript source when run from it, else the build. */
@@ -16,13 +18,12 @@ export function workflowsPath(): string {
 }
 
 /** The activities' dependencies, built once: what this worker may reach, and how. */
-export function activityDeps(config: {
-  adminKubeconfig?: string;
-  backupDir: string;
-}): ActivityDeps {
+export function activityDeps(config: WorkerConfig): ActivityDeps {
+  const targets = workerTargets(config);
   return {
-    kube: kubeconfigClients(config.adminKubeconfig),
-    backups: fileSystemStores(config.backupDir),
+    targets,
+    kube: kubeClientsOf(targets),
+    backups: fileSystemStores(targets),
     etcdctl: localEtcdctl(),
   };
 }

@@ -3,21 +3,22 @@
  * (see README); SIGINT/SIGTERM drain in-flight activities, then exit.
  */
 import { NativeConnection } from '@temporalio/worker';
-import { loadWorkerConfig } from './config.js';
+import { loadWorkerProcessConfig } from './config.js';
 import { activityDeps, createWorker } from './create-worker.js';
 
 async function main(): Promise<void> {
-  const config = loadWorkerConfig();
+  const config = loadWorkerProcessConfig();
   const connection = await NativeConnection.connect(config.connection);
   try {
     const worker = await createWorker({
       connection,
       namespace: config.namespace,
       taskQueue: config.taskQueue,
-      deps: activityDeps(config),
+      deps: activityDeps(config.targets),
     });
     console.log(
-      `worker: polling task queue ${config.taskQueue} on ${config.connection.address ?? 'localhost:7233'} (namespace ${config.namespace}); backups in ${config.backupDir}`,
+      `worker: polling task queue ${config.taskQueue} on ${config.connection.address ?? 'localhost:7233'} (namespace ${config.namespace}); ` +
+        `admin clusters ${Object.keys(config.targets.adminClusters).join(', ')}; repositories ${Object.keys(config.targets.repositories).join(', ')}`,
     );
     await worker.run();
   } finally {

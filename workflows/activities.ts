@@ -1,35 +1,40 @@
 /**
  * The workflows' handles on the activities (types only: activity code never enters the
  * workflow bundle), with the timeouts and retry policies each kind of step needs.
+ *
+ * Every activity heartbeats (a keep-alive every 10 s, real progress where there is some),
+ * so every activity has a heartbeat timeout: a worker killed in any step is noticed within
+ * it and the step resumes on another worker. 60 s fits the SDK's heartbeat throttling
+ * (it sends at most one heartbeat per 80% of the timeout, 48 s here).
  */
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
 
 /** Retryable failures (429, 5xx, network, a dropped exec stream) back off up to 30 s. */
 const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' };
+const heartbeatTimeout = '60 seconds';
 
 /** API calls and short commands. */
 export const quick = proxyActivities<Activities>({
-  startToCloseTimeout: '2 minutes',
+  startToCloseTimeout: '10 minutes',
+  heartbeatTimeout,
   retry: { ...retry, maximumAttempts: 10 },
 });
 
-/**
- * Copies, restores and waits: long, heartbeating, so a dead worker is noticed within the
- * heartbeat timeout and the step resumes on another one.
- */
+/** Copies, hashing, restores and waits: long, with progress in their heartbeats. */
 export const long = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout,
   retry: { ...retry, maximumAttempts: 10 },
 });
 
 /**
- * After the point of no return a restore must finish: its steps retry until they succeed
- * or fail for good (non-retryable), however long the API server flaps.
+ * After the point of no return a restore must finish: its steps retry transient failures
+ * until they succeed, however long the API server flaps; what retrying cannot fix reaches
+ * the workflow, which repairs it or waits for an operator (workflows/restore/operator.ts).
  */
 export const persistent = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
-  heartbeatTimeout: '30 seconds',
+  heartbeatTimeout,
   retry: { ...retry, maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
 });

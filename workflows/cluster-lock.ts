@@ -2,14 +2,19 @@
  * One backup or restore per user cluster at a time, however it was started (Temporal CLI,
  * client, Schedule): each operation starts a child workflow with the fixed id
  * `etcd-lock-<cluster>`. Temporal refuses a second running workflow with that id, so the
- * second operation fails at once; the child ends when its parent releases it or closes
+ * second operation fails at once; the child ends when its holder releases it or closes
  * (parent close policy TERMINATE), so a lock never outlives its holder.
+ *
+ * A lock can also be lost: terminated by a person, or released by someone other than its
+ * holder (`temporal workflow signal --name release`). The holder notices (`lost`) and
+ * decides: a restore before its point of no return puts everything back and fails; after
+ * it, it records the loss and finishes.
  */
-
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import {
   ApplicationFailure,
   CancellationScope,
+  type ChildWorkflowHandle,
   condition,
   defineSignal,
   ParentClosePolicy,
@@ -19,32 +24,41 @@ import {
 } from '@temporalio/workflow';
 import { clusterLockId, FailureType } from './contract/index.js';
 
-export const releaseSignal = defineSignal('release');
+/** Release the lock; `holder` is the workflow id of who releases it. */
+export const releaseSignal = defineSignal<[{ holder?: string }]>('release');
 
-/** The lock: holds until released (or terminated with its parent). */
+/** The lock: holds until released (or terminated with its parent); says who released it. */
 export async function clusterLock(holder: {
   workflowId: string;
   operation: string;
-}): Promise<string> {
-  let released = false;
-  setHandler(releaseSignal, () => {
-    released = true;
+}): Promise<{ releasedBy: string }> {
+  let releasedBy: string | undefined;
+  setHandler(releaseSignal, (release) => {
+    releasedBy ??= release?.holder ?? 'someone who did not say';
   });
-  await condition(() => released);
-  return `released by ${holder.operation} ${holder.workflowId}`;
+  await condition(() => releasedBy !== undefined);
+  return { releasedBy: releasedBy ?? holder.workflowId };
 }
 
-/** Takes the cluster's lock; resolves to the release function. */
+export interface ClusterLock {
+  /** Why the lock is no longer held by this workflow, or undefined while it is. */
+  lost(): string | undefined;
+  /** Releases it; a lock already gone (terminated, released) is no failure. */
+  release(): Promise<void>;
+}
+
+/** Takes the cluster's lock, or fails at once (ClusterBusy) if another operation holds it. */
 export async function acquireClusterLock(
   userClusterName: string,
   operation: string,
-): Promise<() => Promise<void>> {
+): Promise<ClusterLock> {
   const workflowId = clusterLockId(userClusterName);
   const holder = { workflowId: workflowInfo().workflowId, operation };
+  let lock: ChildWorkflowHandle<typeof clusterLock>;
   try {
     // Not cancellable: cancelling the operation must not cancel its lock (that would free
     // the cluster while the operation still runs, and leave nothing to release).
-    const lock = await CancellationScope.nonCancellable(() =>
+    lock = await CancellationScope.nonCancellable(() =>
       startChild(clusterLock, {
         workflowId,
         args: [holder],
@@ -52,10 +66,6 @@ export async function acquireClusterLock(
         staticSummary: `lock of user cluster ${userClusterName}, held by ${operation} ${holder.workflowId}`,
       }),
     );
-    return async () => {
-      await lock.signal(releaseSignal);
-      await lock.result();
-    };
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       throw ApplicationFailure.nonRetryable(
@@ -66,4 +76,25 @@ export async function acquireClusterLock(
     }
     throw error;
   }
+  let releasing = false;
+  let lostBecause: string | undefined;
+  const closed = lock.result().then(
+    ({ releasedBy }) => {
+      if (!releasing || releasedBy !== holder.workflowId)
+        lostBecause ??= `the lock ${workflowId} was released by ${releasedBy}`;
+    },
+    (error: unknown) => {
+      lostBecause ??= `the lock ${workflowId} ended: ${error instanceof Error ? error.message : String(error)}`;
+    },
+  );
+  return {
+    lost: () => lostBecause,
+    async release() {
+      releasing = true;
+      if (lostBecause === undefined) {
+        await lock.signal(releaseSignal, { holder: holder.workflowId }).catch(() => undefined);
+      }
+      await closed;
+    },
+  };
 }

@@ -29,6 +29,17 @@ export interface ProgressView {
   facts: Record<string, string>;
   /** Steps done, oldest first, with workflow time. */
   log: string[];
+  /** Problems waiting for an operator, while there are any. */
+  problems: ProblemView[];
+}
+
+/** What an operator must know to decide: what failed, what is still changed, what to do. */
+export interface ProblemView {
+  step: string;
+  error: string;
+  since: string;
+  stillChanged: string[];
+  whatToDo: string[];
 }
 
 export const progressQuery = defineQuery<ProgressView>('progress');
@@ -50,6 +61,7 @@ export class Progress {
       members: {},
       facts: {},
       log: [],
+      problems: [],
     };
     setHandler(progressQuery, () => this.view);
     upsertSearchAttributes([
@@ -72,8 +84,23 @@ export class Progress {
     this.render();
   }
 
-  member(member: number, state: string): void {
-    this.view.members[`kube-etcd-${member}`] = state;
+  /** Per-member state; `name` is the member's pod (kube-etcd-N). */
+  member(name: string, state: string): void {
+    this.view.members[name] = state;
+    this.render();
+  }
+
+  /** Shows the problems waiting for an operator (outcome needs-operator while there are any). */
+  problems(problems: ProblemView[]): void {
+    this.view.problems = problems;
+    this.outcome(problems.length > 0 ? 'needs-operator' : 'running');
+  }
+
+  private outcome(outcome: Outcome): void {
+    if (this.view.outcome !== outcome) {
+      this.view.outcome = outcome;
+      upsertSearchAttributes([{ key: EtcdOutcome, value: outcome }]);
+    }
     this.render();
   }
 
@@ -83,16 +110,29 @@ export class Progress {
   }
 
   finish(outcome: Outcome, line: string): void {
-    this.view.outcome = outcome;
     this.view.step = line;
     this.view.log.push(`${clock()} ${line}`);
-    upsertSearchAttributes([{ key: EtcdOutcome, value: outcome }]);
-    this.render();
+    this.view.problems = [];
+    this.outcome(outcome);
   }
 
   private render(): void {
     const v = this.view;
     const lines = [`**${this.title}** — ${v.outcome}`, '', `**Now:** ${v.step}`];
+    for (const p of v.problems) {
+      lines.push(
+        '',
+        `**Waiting for an operator since ${p.since}** — ${p.step} failed: ${p.error}`,
+        '',
+        '**Still changed:**',
+        '',
+        ...(p.stillChanged.length > 0 ? p.stillChanged.map((c) => `- ${c}`) : ['- nothing']),
+        '',
+        '**What to do:**',
+        '',
+        ...p.whatToDo.map((w) => `- ${w}`),
+      );
+    }
     const members = Object.entries(v.members);
     if (members.length > 0) {
       lines.push(

@@ -1,20 +1,28 @@
 /**
- * Activities that act on the admin cluster: the runbook's kubectl steps. Each is
- * idempotent (a retry after a crash at any instruction ends in the same state) and
- * heartbeats while it waits, so the Web UI shows what it is waiting for.
+ * Activities that act on the admin cluster: the runbook's kubectl steps, and the names a
+ * workflow gives resolved against the worker's configuration. Each is idempotent (a retry
+ * after a crash at any instruction ends in the same state) and heartbeats while it waits,
+ * so the Web UI shows what it is waiting for.
  */
+import { ApplicationFailure } from '@temporalio/common';
 import {
   type ClusterInventory,
   type ClusterProfile,
   type ClusterRef,
+  FailureType,
   type MemberPod,
+  memberPodName,
   type PdbManifest,
+  type ResolvedTarget,
+  type RestoreRecord,
+  type SavedPdb,
   type SnapshotSource,
   utilityPodName,
   type WorkloadTarget,
 } from '../../workflows/contract/index.js';
+import type { WorkerTargets } from '../config/targets.js';
 import { activityWait, heartbeat } from '../context.js';
-import { type KubeClients, readOptional } from '../kube/client.js';
+import { type Kube, type KubeClients, readOptional } from '../kube/client.js';
 import {
   deletePdb as deletePdbObject,
   recreatePdb as recreatePdbObject,
@@ -29,49 +37,91 @@ import {
   utilityPodManifest,
   waitPodRunning,
 } from './pods.js';
-import { readReplicas, scaleWorkload, waitForReplicas } from './workloads.js';
+import { deleteRestoreRecord, readRestoreRecord, writeRestoreRecord } from './restore-record.js';
+import {
+  readReplicas,
+  readStatefulSetShape,
+  scaleWorkload,
+  stopStatefulSet,
+  waitForReplicas,
+} from './workloads.js';
 
-export function createClusterActivities(deps: { kube: KubeClients }) {
+export function createClusterActivities(deps: { kube: KubeClients; targets: WorkerTargets }) {
   const kubeFor = (ref: ClusterRef) => deps.kube.forCluster(ref);
 
+  /** The user cluster's namespace, which must exist (not a lasting 404 retried for ever). */
+  async function requireNamespace(kube: Kube, namespace: string): Promise<void> {
+    const ns = await readOptional(() => kube.core.readNamespace({ name: namespace }));
+    if (!ns)
+      throw new ClusterStateError(`namespace ${namespace} does not exist in the admin cluster`);
+  }
+
   return {
-    /** H1, H4, R1 and the checks before any change: members, nodes, Secret, PVCs, replicas, PDB. */
+    /**
+     * The names a workflow was given, resolved on this worker: the admin cluster and
+     * repository (or the only ones), the admin cluster's profile; and checked: its
+     * kubeconfig loads, and the user cluster is one of its user clusters. Refused at once
+     * (InvalidInput) otherwise, before anything is done.
+     */
+    async resolveTarget(input: {
+      adminCluster?: string;
+      repository?: string;
+      userClusterName: string;
+    }): Promise<ResolvedTarget> {
+      const admin = deps.targets.adminCluster(input.adminCluster);
+      const repository = deps.targets.repository(input.repository).name;
+      const kube = kubeFor({ adminCluster: admin.name, namespace: input.userClusterName });
+      const namespace = input.userClusterName;
+      const ns = await readOptional(() => kube.core.readNamespace({ name: namespace }));
+      const rule = admin.config.userClusters;
+      const notOne = (why: string) =>
+        ApplicationFailure.nonRetryable(
+          `userClusterName: ${namespace} is not a user cluster of admin cluster ${admin.name}: ${why}`,
+          FailureType.InvalidInput,
+        );
+      if (!ns) throw notOne('there is no such namespace');
+      if (rule && 'namespaces' in rule) {
+        if (!rule.namespaces.includes(namespace))
+          throw notOne(`the worker's configuration lists ${rule.namespaces.join(', ')}`);
+      } else if (rule && 'labelSelector' in rule) {
+        const matching = await kube.core.listNamespace({ labelSelector: rule.labelSelector });
+        if (!matching.items.some((n) => n.metadata?.name === namespace))
+          throw notOne(`its labels do not match ${rule.labelSelector}`);
+      } else {
+        const sts = await readOptional(() =>
+          kube.apps.readNamespacedStatefulSet({ name: admin.profile.etcdStatefulSet, namespace }),
+        );
+        if (!sts) throw notOne(`it holds no StatefulSet ${admin.profile.etcdStatefulSet}`);
+      }
+      return { adminCluster: admin.name, repository, profile: admin.profile };
+    },
+
+    /**
+     * H1, H4, R1 and the checks before any change: members, nodes, Secret, PVCs, replicas
+     * and ready pods, how kube-etcd starts its pods, the PDB, and the record an abandoned
+     * restore left. A required object that is missing fails at once (ClusterState).
+     */
     async inspectUserCluster(
       input: ClusterRef & { profile: ClusterProfile },
     ): Promise<ClusterInventory> {
       const kube = kubeFor(input);
       const { namespace, profile } = input;
-      const ns = await readOptional(() => kube.core.readNamespace({ name: namespace }));
-      if (!ns)
-        throw new ClusterStateError(`namespace ${namespace} does not exist in the admin cluster`);
-      const etcdRef = { namespace, kind: 'StatefulSet' as const, name: profile.etcdStatefulSet };
-      const [
-        members,
-        secretName,
-        claims,
-        nodes,
-        etcdReplicas,
-        apiserverReplicas,
-        maintenanceReplicas,
-        pdb,
-      ] = await Promise.all([
-        listMemberPods(kube, namespace, profile),
-        findEtcdSecret(kube, namespace, profile.etcdSecretPrefix),
-        kube.core.listNamespacedPersistentVolumeClaim({ namespace }),
-        kube.core.listNode({}),
-        readReplicas(kube, etcdRef),
-        readReplicas(kube, {
-          namespace,
-          kind: 'StatefulSet',
-          name: profile.apiserverStatefulSet,
-        }),
-        readReplicas(kube, {
-          namespace,
-          kind: 'Deployment',
-          name: profile.maintenanceDeployment,
-        }),
-        savePdbObject(kube, namespace, profile.apiserverPdb),
-      ]);
+      await requireNamespace(kube, namespace);
+      const ref = (kind: 'StatefulSet' | 'Deployment', name: string) => ({ namespace, kind, name });
+      const etcdRef = ref('StatefulSet', profile.etcdStatefulSet);
+      const [members, secretName, claims, nodes, etcd, apiserver, maintenance, pdb, shape, record] =
+        await Promise.all([
+          listMemberPods(kube, namespace, profile),
+          findEtcdSecret(kube, namespace, profile.etcdSecretPrefix),
+          kube.core.listNamespacedPersistentVolumeClaim({ namespace }),
+          kube.core.listNode({}),
+          readReplicas(kube, etcdRef),
+          readReplicas(kube, ref('StatefulSet', profile.apiserverStatefulSet)),
+          readReplicas(kube, ref('Deployment', profile.maintenanceDeployment)),
+          savePdbObject(kube, namespace, profile.apiserverPdb),
+          readStatefulSetShape(kube, etcdRef, profile.etcdContainer),
+          readRestoreRecord(kube, namespace),
+        ]);
       return {
         members,
         secretName,
@@ -80,10 +130,13 @@ export function createClusterActivities(deps: { kube: KubeClients }) {
           .filter((n) => n.startsWith(`${profile.dataClaimPrefix}-`))
           .sort(),
         nodes: nodes.items.map((n) => n.metadata?.name ?? '').sort(),
-        etcdReplicas,
-        apiserverReplicas,
-        maintenanceReplicas,
+        etcdReplicas: etcd.replicas,
+        apiserverReplicas: apiserver.replicas,
+        maintenanceReplicas: maintenance.replicas,
+        ready: { etcd: etcd.ready, apiserver: apiserver.ready, maintenance: maintenance.ready },
         pdbPresent: pdb !== undefined,
+        etcdStatefulSet: shape,
+        ...(record ? { previousRestore: record } : {}),
       };
     },
 
@@ -97,9 +150,7 @@ export function createClusterActivities(deps: { kube: KubeClients }) {
     ): Promise<SnapshotSource> {
       const kube = kubeFor(input);
       const { namespace, profile } = input;
-      const ns = await readOptional(() => kube.core.readNamespace({ name: namespace }));
-      if (!ns)
-        throw new ClusterStateError(`namespace ${namespace} does not exist in the admin cluster`);
+      await requireNamespace(kube, namespace);
       const secretName = await findEtcdSecret(kube, namespace, profile.etcdSecretPrefix);
       const members = await listMemberPods(kube, namespace, profile);
       if (members.length === 0) {
@@ -119,8 +170,9 @@ export function createClusterActivities(deps: { kube: KubeClients }) {
         return { ...sourceOf(chosen), secretName, reason: `member ${input.member} as asked` };
       }
       const first = members.find((m) => m.member === 0);
+      const firstName = memberPodName(profile, 0);
       if (first?.ready)
-        return { ...sourceOf(first), secretName, reason: 'kube-etcd-0, as the runbook does' };
+        return { ...sourceOf(first), secretName, reason: `${firstName}, as the runbook does` };
       const ready = members.find((m) => m.ready);
       if (!ready) {
         throw new ClusterStateError(
@@ -130,27 +182,48 @@ export function createClusterActivities(deps: { kube: KubeClients }) {
       return {
         ...sourceOf(ready),
         secretName,
-        reason: `${ready.name}: ${first ? describe(first) : 'kube-etcd-0 has no pod'}, so the first ready member`,
+        reason: `${ready.name}: ${first ? describe(first) : `${firstName} has no pod`}, so the first ready member`,
       };
     },
 
-    /** H3, H7, H8: scale and wait until the pods are really gone or ready. */
-    async scaleTo(input: WorkloadTarget & { replicas: number; timeoutMs: number }): Promise<void> {
+    /**
+     * H3, H7, H8: scale and wait until the pods are gone, or there and `minReady` of them
+     * ready (all by default; an undo waits only for what was ready at inspection).
+     */
+    async scaleTo(
+      input: WorkloadTarget & { replicas: number; minReady?: number; timeoutMs: number },
+    ): Promise<void> {
       const kube = kubeFor(input);
       const step = `scale ${input.kind} ${input.name} to ${input.replicas}`;
       heartbeat({ step });
       await scaleWorkload(kube, input, input.replicas);
-      await waitForReplicas(kube, input, input.replicas, activityWait(step, input.timeoutMs));
+      await waitForReplicas(kube, input, input.replicas, {
+        ...activityWait(step, input.timeoutMs),
+        ...(input.minReady !== undefined ? { minReady: input.minReady } : {}),
+      });
+    },
+
+    /**
+     * Stops every etcd member and keeps them stopped: kube-etcd at 0 and each member pod
+     * deleted and gone, also where OrderedReady would not scale down past a crash-looping
+     * member. Returns the pods it had to delete (none when they were already gone).
+     */
+    async stopEtcdMembers(input: WorkloadTarget & { timeoutMs: number }): Promise<string[]> {
+      const step = `stop StatefulSet ${input.name}`;
+      heartbeat({ step });
+      return stopStatefulSet(kubeFor(input), input, activityWait(step, input.timeoutMs));
     },
 
     /** H2 (first half): the PDB as a manifest for the workflow's history; undefined if none. */
-    async savePdb(input: ClusterRef & { name: string }): Promise<PdbManifest | undefined> {
+    async savePdb(input: ClusterRef & { name: string }): Promise<SavedPdb | undefined> {
       return savePdbObject(kubeFor(input), input.namespace, input.name);
     },
 
-    /** H2 (second half): delete the PDB; already gone is success. */
-    async deletePdb(input: ClusterRef & { name: string }): Promise<'deleted' | 'absent'> {
-      return deletePdbObject(kubeFor(input), input.namespace, input.name);
+    /** H2 (second half): delete the PDB that was saved (by uid); already gone is success. */
+    async deletePdb(
+      input: ClusterRef & { name: string; uid?: string },
+    ): Promise<'deleted' | 'absent'> {
+      return deletePdbObject(kubeFor(input), input.namespace, input.name, input.uid);
     },
 
     /** H9: re-create the PDB from the saved manifest; present with the same spec is success. */
@@ -160,7 +233,23 @@ export function createClusterActivities(deps: { kube: KubeClients }) {
       return recreatePdbObject(kubeFor(input), input.manifest);
     },
 
-    /** R2, H5a: the utility pod of SPEC.md's manifest on the member's node, Running. */
+    /**
+     * Before the first change: the originals (replica counts, the PDB) recorded on the
+     * cluster. A record an abandoned restore left is kept, not overwritten: returned as it is.
+     */
+    async recordRestore(input: ClusterRef & { record: RestoreRecord }): Promise<RestoreRecord> {
+      return writeRestoreRecord(kubeFor(input), input.namespace, input.record);
+    },
+
+    /** Everything is back as recorded: the record goes. */
+    async clearRestoreRecord(input: ClusterRef): Promise<void> {
+      await deleteRestoreRecord(kubeFor(input), input.namespace);
+    },
+
+    /**
+     * R2, H5a: the utility pod of SPEC.md's manifest on the member's node, Running. One that
+     * ended (evicted, failed) is replaced; one that is still there is kept.
+     */
     async ensureUtilityPod(
       input: ClusterRef & {
         member: number;
@@ -181,7 +270,7 @@ export function createClusterActivities(deps: { kube: KubeClients }) {
       return { pod, created: outcome === 'created' };
     },
 
-    /** R7, R9, H5g: delete a pod and wait until it is gone (already gone is success). */
+    /** R9, H5g: delete a pod and wait until it is gone (already gone is success). */
     async deletePod(
       input: ClusterRef & { name: string; timeoutMs: number },
     ): Promise<'deleted' | 'absent'> {

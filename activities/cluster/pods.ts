@@ -10,7 +10,13 @@ import {
   memberNumberOf,
   utilityPodName,
 } from '../../workflows/contract/index.js';
-import { isAlreadyExists, isNotFound, type Kube, readOptional } from '../kube/client.js';
+import {
+  isAlreadyExists,
+  isNotFound,
+  type Kube,
+  metadataOnly,
+  readOptional,
+} from '../kube/client.js';
 import { type WaitOptions, waitUntil } from '../kube/wait.js';
 
 /** The cluster is not in the state the runbook expects; retrying will not change that. */
@@ -18,13 +24,14 @@ export class ClusterStateError extends Error {
   override name = 'ClusterStateError';
 }
 
-/** R1: the one Secret whose name starts with the profile's prefix. */
+/** R1: the one Secret whose name starts with the profile's prefix; only names are read. */
 export async function findEtcdSecret(
   kube: Kube,
   namespace: string,
   prefix: string,
 ): Promise<string> {
-  const secrets = (await kube.core.listNamespacedSecret({ namespace })).items;
+  // Metadata only: the worker never receives the Secrets' keys to learn one name.
+  const secrets = (await kube.core.listNamespacedSecret({ namespace }, metadataOnly)).items;
   const names = secrets.map((s) => s.metadata?.name ?? '').filter((n) => n.startsWith(prefix));
   if (names.length !== 1) {
     throw new ClusterStateError(
@@ -166,6 +173,11 @@ export async function ensurePod(
     if (!present) continue;
     if (present.metadata?.deletionTimestamp) {
       await waitPodGone(kube, namespace, name, present.metadata.uid, options);
+      continue;
+    }
+    // A pod that ended (evicted, its node lost, its container exited) is no utility pod.
+    if (present.status?.phase === 'Failed' || present.status?.phase === 'Succeeded') {
+      await deletePodAndWait(kube, namespace, name, options);
       continue;
     }
     if (podIdentity(present) === podIdentity(manifest)) return 'present';

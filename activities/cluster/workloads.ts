@@ -1,12 +1,14 @@
 /**
- * StatefulSets and Deployments: read and set replica counts (H3, H7, H8) and wait until
- * the pods really are gone or ready. (H6's `rollout restart` is done by scaling: see
- * stopEtcdMembers in workflows/restore/steps.ts.)
+ * StatefulSets and Deployments: read and set replica counts (H3, H7, H8), wait until the
+ * pods really are gone or ready, and stop a StatefulSet's pods even where its controller
+ * will not (OrderedReady does not scale down past a pod that is not Ready: a crash-looping
+ * etcd member). H6's `rollout restart` is done by scaling: see workflows/restore/steps.ts.
  */
-import type { V1LabelSelector, V1Pod } from '@kubernetes/client-node';
-import type { WorkloadKind } from '../../workflows/contract/index.js';
-import { type Kube, mergePatch } from '../kube/client.js';
+import type { V1LabelSelector, V1Pod, V1Probe, V1StatefulSet } from '@kubernetes/client-node';
+import type { EtcdStatefulSetShape, WorkloadKind } from '../../workflows/contract/index.js';
+import { type Kube, mergePatch, readOptional } from '../kube/client.js';
 import { type WaitOptions, waitUntil } from '../kube/wait.js';
+import { ClusterStateError, deletePodAndWait } from './pods.js';
 
 export interface WorkloadRef {
   namespace: string;
@@ -37,9 +39,60 @@ async function readWorkload(kube: Kube, ref: WorkloadRef): Promise<WorkloadView>
   };
 }
 
-/** The replica count the workload asks for (spec.replicas). */
-export async function readReplicas(kube: Kube, ref: WorkloadRef): Promise<number> {
-  return (await readWorkload(kube, ref)).specReplicas;
+/**
+ * The replica count the workload asks for and its pods Ready now. A workload that does not
+ * exist is a ClusterStateError: the runbook cannot run without it, and no retry brings it.
+ */
+export async function readReplicas(
+  kube: Kube,
+  ref: WorkloadRef,
+): Promise<{ replicas: number; ready: number }> {
+  const workload = await readOptional(() => readWorkload(kube, ref));
+  if (!workload) {
+    throw new ClusterStateError(`${ref.kind} ${ref.namespace}/${ref.name} does not exist`);
+  }
+  const pods = await listPods(kube, ref.namespace, workload.selector);
+  return { replicas: workload.specReplicas, ready: pods.filter(isPodReady).length };
+}
+
+/** How kube-etcd's pods are started and probed (H6 depends on it). */
+export async function readStatefulSetShape(
+  kube: Kube,
+  ref: WorkloadRef,
+  container: string,
+): Promise<EtcdStatefulSetShape> {
+  const sts: V1StatefulSet = await kube.apps.readNamespacedStatefulSet({
+    name: ref.name,
+    namespace: ref.namespace,
+  });
+  const probe = sts.spec?.template.spec?.containers.find(
+    (c) => c.name === container,
+  )?.readinessProbe;
+  return {
+    podManagementPolicy: sts.spec?.podManagementPolicy === 'Parallel' ? 'Parallel' : 'OrderedReady',
+    ...classifyReadiness(probe),
+  };
+}
+
+/**
+ * What a readiness probe needs of etcd. `local`: the member alone answers it (a TCP port,
+ * `/livez`, `/health?serializable=true` as kubeadm's etcd has, a serializable read such as
+ * `etcdctl get --consistency=s`); anything else is taken to need quorum — `/health` and
+ * `/readyz` do, and so does an exec probe we cannot read.
+ */
+export function classifyReadiness(
+  probe: V1Probe | undefined,
+): Pick<EtcdStatefulSetShape, 'readiness' | 'readinessProbe'> {
+  if (!probe) return { readiness: 'none' };
+  if (probe.tcpSocket) return { readiness: 'local', readinessProbe: `tcp ${probe.tcpSocket.port}` };
+  if (probe.httpGet) {
+    const path = probe.httpGet.path ?? '/';
+    const local = /serializable=true/.test(path) || path.startsWith('/livez');
+    return { readiness: local ? 'local' : 'quorum', readinessProbe: `http ${path}` };
+  }
+  const command = probe.exec?.command?.join(' ') ?? JSON.stringify(probe);
+  const local = /--consistency[= ]s\b|serializable/.test(command);
+  return { readiness: local ? 'local' : 'quorum', readinessProbe: `exec ${command}` };
 }
 
 /** Sets spec.replicas through the scale subresource, as `kubectl scale` does. Idempotent. */
@@ -51,17 +104,19 @@ export async function scaleWorkload(kube: Kube, ref: WorkloadRef, replicas: numb
 }
 
 /**
- * Waits until the workload has exactly `replicas` pods, all ready — for 0, until every pod
- * is gone (not merely terminating), since a terminating etcd client may still write.
+ * Waits until the workload has exactly `replicas` pods, at least `minReady` of them ready
+ * (all, unless told otherwise) — for 0, until every pod is gone (not merely terminating),
+ * since a terminating etcd client may still write.
  */
 export async function waitForReplicas(
   kube: Kube,
   ref: WorkloadRef,
   replicas: number,
-  options: WaitOptions,
+  options: WaitOptions & { minReady?: number },
 ): Promise<void> {
+  const minReady = Math.min(options.minReady ?? replicas, replicas);
   await waitUntil(
-    `${ref.kind} ${ref.namespace}/${ref.name} to have ${replicas} ready pod(s)`,
+    `${ref.kind} ${ref.namespace}/${ref.name} to have ${replicas} pod(s), ${minReady} ready`,
     async () => {
       const workload = await readWorkload(kube, ref);
       const pods = await listPods(kube, ref.namespace, workload.selector);
@@ -69,11 +124,40 @@ export async function waitForReplicas(
       const done =
         workload.observedGeneration >= workload.generation &&
         pods.length === replicas &&
-        ready === replicas;
-      return { done, waitingFor: `${pods.length} pod(s), ${ready} ready, want ${replicas}` };
+        ready >= minReady;
+      return {
+        done,
+        waitingFor: `${pods.length} pod(s), ${ready} ready, want ${replicas} with ${minReady} ready`,
+      };
     },
     options,
   );
+}
+
+/**
+ * Stops every pod of a StatefulSet and keeps it stopped: replicas 0, then each pod still
+ * there deleted, highest ordinal first, and waited out — an OrderedReady StatefulSet does
+ * not delete past a pod that is not Running and Ready, and a crash-looping etcd member is
+ * not. With replicas 0 the controller does not re-create them. Returns the pods deleted here.
+ */
+export async function stopStatefulSet(
+  kube: Kube,
+  ref: WorkloadRef,
+  options: WaitOptions,
+): Promise<string[]> {
+  await scaleWorkload(kube, ref, 0);
+  const workload = await readWorkload(kube, ref);
+  const pods = await listPods(kube, ref.namespace, workload.selector);
+  const ordinal = (p: V1Pod) => Number(/-(\d+)$/.exec(p.metadata?.name ?? '')?.[1] ?? -1);
+  const deleted: string[] = [];
+  for (const pod of pods.sort((a, b) => ordinal(b) - ordinal(a))) {
+    const name = pod.metadata?.name ?? '';
+    if ((await deletePodAndWait(kube, ref.namespace, name, options)) === 'deleted') {
+      deleted.push(name);
+    }
+  }
+  await waitForReplicas(kube, ref, 0, options);
+  return deleted;
 }
 
 async function listPods(kube: Kube, namespace: string, labelSelector: string): Promise<V1Pod[]> {

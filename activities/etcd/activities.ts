@@ -1,9 +1,11 @@
 /**
- * Activities that run etcdctl inside the etcd and utility pods: snapshot save (B2) and
- * status, member data replacement (R4–R6, H5c–H5e), and the health checks the runbook
- * leaves to the operator.
+ * Activities that run etcdctl (and the member data scripts) inside the etcd and utility
+ * pods: snapshot save (B2), the checks before a restore destroys anything (tools, free
+ * space, the snapshot in the pod, the restore into scratch space: H5c), the swap after the
+ * point of no return (H5d–H5f), and the health and keyspace checks the runbook leaves to
+ * the operator.
  */
-
+import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import {
@@ -36,16 +38,22 @@ import {
   snapshotRestoreCommand,
   snapshotSaveCommand,
   snapshotStatusCommand,
-  withEnvArgv,
 } from './commands.js';
 import {
+  attemptDir,
   discardOldMemberDataArgv,
+  MemberDataExit,
   memberDataPaths,
-  parseReplaceState,
-  RESTORE_INCOMPLETE_EXIT,
-  replaceMemberDataArgv,
-  UNEXPECTED_STATE_EXIT,
+  parseRemoved,
+  parseState,
+  restoreIntoScratchArgv,
+  swapMemberDataArgv,
 } from './member-data.js';
+
+/** The member's data PVC has room for the restored data beside the old (restore into scratch). */
+export interface VolumeSpace {
+  availableBytes: number;
+}
 
 /** `endpoint health` and `endpoint status` of every member, asked from inside an etcd pod. */
 async function readClusterState(
@@ -55,8 +63,8 @@ async function readClusterState(
   const run = (argv: string[]) =>
     execInPod(config, { ...target, argv, signal: cancellationSignal() });
   // Both exit 1 when a member is unhealthy or silent, and still print JSON for the others.
-  const health = await run(withEnvArgv(endpointHealthCommand(target.profile, { cluster: true })));
-  const status = await run(withEnvArgv(endpointStatusCommand(target.profile, { cluster: true })));
+  const health = await run(endpointHealthCommand(target.profile, { cluster: true }));
+  const status = await run(endpointStatusCommand(target.profile, { cluster: true }));
   if (health.stdout.trim() === '')
     throw new CommandFailedError(['etcdctl', 'endpoint', 'health'], health.exitCode, health.stderr);
   if (status.stdout.trim() === '')
@@ -72,13 +80,19 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     container: input.container,
     path,
   });
+  const exec = (input: PodRef, argv: string[]) =>
+    execInPodChecked(kubeFor(input).config, {
+      ...podFile(input, '/'),
+      argv,
+      signal: cancellationSignal(),
+    });
 
   /** `snapshot status` of a file in the pod; a file etcdctl cannot read is corrupt. */
   async function snapshotStatusInPod(input: PodRef, path: string): Promise<SnapshotStatus> {
     const kube = kubeFor(input);
     const result = await execInPod(kube.config, {
       ...podFile(input, path),
-      argv: withEnvArgv(snapshotStatusCommand(path)),
+      argv: snapshotStatusCommand(path),
       signal: cancellationSignal(),
     });
     if (result.exitCode !== 0) {
@@ -105,7 +119,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       if (!file) {
         await execInPodChecked(kube.config, {
           ...podFile(input, input.path),
-          argv: withEnvArgv(snapshotSaveCommand(input.profile, input.path)),
+          argv: snapshotSaveCommand(input.profile, input.path),
           signal: cancellationSignal(),
         });
         file = await statPodFile(kube.config, podFile(input, input.path), cancellationSignal());
@@ -147,89 +161,148 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       return status;
     },
 
-    /** Removes a file in a pod (H5f `rm snapshot.db`; the backup's file after the copy); gone is success. */
-    async removeFileInPod(input: PodRef & { path: string }): Promise<void> {
-      await execInPodChecked(kubeFor(input).config, {
-        ...podFile(input, input.path),
-        argv: ['rm', '-f', input.path],
-        signal: cancellationSignal(),
-      });
+    /** Removes files in a pod (the backup's snapshot and its `.part`); gone is success. */
+    async removeFilesInPod(input: PodRef & { paths: string[] }): Promise<void> {
+      await exec(input, ['rm', '-f', '--', ...input.paths]);
     },
 
     /**
-     * R4–R6, H5c–H5e in one restartable step (see member-data.ts): restore the snapshot
-     * with the member's identity into scratch space on its volume, then swap it in.
+     * Before anything is changed: the tools the restore will run in this pod are all there.
+     * MissingTools (non-retryable) names every one that is not; an image without `sh` is
+     * reported as missing `sh`.
      */
-    async replaceMemberData(
+    async checkPodTools(input: PodRef & { tools: readonly string[] }): Promise<void> {
+      const script = 'for t; do command -v "$t" >/dev/null 2>&1 || echo "$t"; done';
+      let missing: string[];
+      try {
+        const { stdout } = await exec(input, ['sh', '-c', script, 'check-tools', ...input.tools]);
+        missing = stdout.split('\n').filter((t) => t !== '');
+      } catch (error) {
+        if (!/executable file not found|no such file or directory/i.test(String(error)))
+          throw error;
+        missing = ['sh'];
+      }
+      if (missing.length > 0) {
+        throw ApplicationFailure.nonRetryable(
+          `the image of ${input.namespace}/${input.pod} (container ${input.container}) lacks ${missing.join(', ')}; ` +
+            `the restore needs ${input.tools.join(', ')} there. Nothing was changed by this check.`,
+          FailureType.MissingTools,
+        );
+      }
+    },
+
+    /** Free space on the file system that holds `path` in the pod (`df -Pk`, BusyBox's too). */
+    async measureFreeSpace(input: PodRef & { path: string }): Promise<VolumeSpace> {
+      const { stdout } = await exec(input, ['df', '-Pk', input.path]);
+      const fields = stdout.trim().split('\n').at(-1)?.split(/\s+/) ?? [];
+      const availableKiB = Number(fields[3]);
+      if (!Number.isSafeInteger(availableKiB)) {
+        throw new Error(`df -Pk ${input.path} printed no free space: ${stdout.slice(0, 300)}`);
+      }
+      return { availableBytes: availableKiB * 1024 };
+    },
+
+    /**
+     * H5c (R4), before the point of no return: `snapshot restore` with member N's identity
+     * into scratch space on its volume, next to the live data, which is not touched. Each
+     * attempt writes its own directory; only a complete, checked restore becomes the
+     * scratch directory the swap uses. A full volume or a snapshot etcd refuses fails here.
+     */
+    async restoreIntoScratch(
       input: PodRef & {
         profile: ClusterProfile;
         member: number;
         members: number;
         snapshotPath: string;
         token: string;
-        dropOldData: boolean;
       },
-    ): Promise<ReplaceState> {
-      const kube = kubeFor(input);
-      heartbeat({ step: `replace data of member ${input.member} in ${input.pod}` });
+    ): Promise<'restored' | 'already-restored' | 'already-replaced'> {
+      heartbeat({ step: `restore the snapshot for member ${input.member} into scratch space` });
       const paths = memberDataPaths(input.profile.dataDir, input.token);
+      const attempt = attemptDir(paths, randomBytes(6).toString('hex'));
       const restore = snapshotRestoreCommand(input.profile, {
         file: input.snapshotPath,
         member: input.member,
         members: input.members,
-        dataDir: paths.scratch,
+        dataDir: attempt,
       });
       try {
-        const { stdout } = await execInPodChecked(kube.config, {
-          ...podFile(input, input.snapshotPath),
-          argv: replaceMemberDataArgv({
-            paths,
-            dropOldData: input.dropOldData,
-            restoreArgv: withEnvArgv(restore),
-          }),
-          signal: cancellationSignal(),
-        });
-        return parseReplaceState(stdout);
+        const { stdout } = await exec(
+          input,
+          restoreIntoScratchArgv({ paths, attempt, restoreArgv: restore }),
+        );
+        return parseState(stdout, ['restored', 'already-restored', 'already-replaced'] as const);
       } catch (error) {
-        if (
-          error instanceof CommandFailedError &&
-          (error.exitCode === UNEXPECTED_STATE_EXIT || error.exitCode === RESTORE_INCOMPLETE_EXIT)
-        ) {
+        if (error instanceof CommandFailedError && /no space left/i.test(error.stderr)) {
+          throw ApplicationFailure.nonRetryable(
+            `the volume of member ${input.member} (${input.profile.dataDir} in ${input.pod}) has no room for the restored data: ${error.stderr.trim().slice(-300)}`,
+            FailureType.NoSpace,
+          );
+        }
+        if (error instanceof CommandFailedError && error.exitCode !== 0) {
+          throw ApplicationFailure.nonRetryable(
+            `etcd could not restore the snapshot for member ${input.member}: ${error.stderr.trim().slice(-500)}`,
+            FailureType.CorruptSnapshot,
+          );
+        }
+        throw error;
+      }
+    },
+
+    /**
+     * H5d–H5f (R5, R6), after the point of no return: the old data aside, the restored data
+     * in place, with two renames (see member-data.ts). `scratch-missing` when no complete
+     * restored data is there (a wiped volume): the workflow restores into scratch again.
+     */
+    async swapMemberData(
+      input: PodRef & {
+        profile: ClusterProfile;
+        member: number;
+        token: string;
+        dropOldData: boolean;
+      },
+    ): Promise<ReplaceState | 'scratch-missing'> {
+      heartbeat({ step: `swap the data of member ${input.member} in ${input.pod}` });
+      const paths = memberDataPaths(input.profile.dataDir, input.token);
+      try {
+        const { stdout } = await exec(input, swapMemberDataArgv(paths, input.dropOldData));
+        return parseState(stdout, ['replaced', 'already-replaced'] as const);
+      } catch (error) {
+        if (!(error instanceof CommandFailedError)) throw error;
+        if (error.exitCode === MemberDataExit.ScratchMissing) return 'scratch-missing';
+        if (error.exitCode === MemberDataExit.UnexpectedState) {
           throw ApplicationFailure.nonRetryable(error.message, FailureType.ClusterState);
         }
         throw error;
       }
     },
 
-    /** After verification: remove the old data set aside by `replaceMemberData`. */
+    /**
+     * Removes this restore's scratch data and the old data its swap set aside — the undo of
+     * a restore into scratch, or the clean-up after verification, when `abandoned` also
+     * removes what abandoned restores left on the volume (`.old-*`, `.restore-*`). Returns
+     * the directories removed.
+     */
     async discardOldMemberData(
-      input: PodRef & { profile: ClusterProfile; token: string },
-    ): Promise<void> {
+      input: PodRef & { profile: ClusterProfile; token: string; abandoned: boolean },
+    ): Promise<string[]> {
       const paths = memberDataPaths(input.profile.dataDir, input.token);
-      await execInPodChecked(kubeFor(input).config, {
-        ...podFile(input, paths.oldAside),
-        argv: discardOldMemberDataArgv(paths),
-        signal: cancellationSignal(),
-      });
+      const { stdout } = await exec(input, discardOldMemberDataArgv(paths, input.abandoned));
+      return parseRemoved(stdout);
     },
 
     /**
-     * The keyspace at `revision` as seen from inside an etcd pod: its key count, and the
-     * hashkv of the pod's own member or, with `cluster`, of every member.
+     * The keyspace as seen from inside an etcd pod, at `revision` (0: the current one): its
+     * key count, and the hashkv (with its compact revision) of the pod's own member or, with
+     * `cluster`, of every member.
      */
     async readKeyspaceAt(
       input: PodRef & { profile: ClusterProfile; revision: number; cluster: boolean },
     ): Promise<KeyspaceAt> {
-      const kube = kubeFor(input);
-      const run = (argv: string[]) =>
-        execInPodChecked(kube.config, {
-          ...podFile(input, '/'),
-          argv,
-          signal: cancellationSignal(),
-        });
-      const count = await run(withEnvArgv(keyCountCommand(input.profile, input.revision)));
-      const hashes = await run(
-        withEnvArgv(hashKvCommand(input.profile, input.revision, { cluster: input.cluster })),
+      const count = await exec(input, keyCountCommand(input.profile, input.revision));
+      const hashes = await exec(
+        input,
+        hashKvCommand(input.profile, input.revision, { cluster: input.cluster }),
       );
       return {
         revision: input.revision,
@@ -260,7 +333,9 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
           report = {
             health: state.health,
             clusterIds: [...new Set(state.status.map((s) => s.clusterId))],
+            memberIds: state.status.map((s) => s.memberId),
             revisions: state.status.map((s) => s.revision),
+            versions: state.status.map((s) => s.version),
           };
           const done = healthy === input.members && state.status.length === input.members;
           return {

@@ -21,31 +21,23 @@ import {
   type SnapshotStatus,
 } from '../../workflows/contract/index.js';
 
-/** A command to run without a shell. `env` must be applied by the runner. */
-export interface EtcdctlCommand {
-  argv: string[];
-  env: Record<string, string>;
-}
-
-export interface EtcdctlBinary {
-  /** The etcdctl executable: a name resolved through PATH, or an absolute path. */
-  etcdctl?: string;
-}
-
-/** etcd 3.4 already defaults to the v3 API; set it anyway, as the runbook does. */
-const ETCDCTL_ENV: Readonly<Record<string, string>> = { ETCDCTL_API: '3' };
-
-function command(binary: EtcdctlBinary | undefined, args: string[]): EtcdctlCommand {
-  return { argv: [binary?.etcdctl ?? 'etcdctl', ...args], env: { ...ETCDCTL_ENV } };
-}
-
 /**
- * The argv with the environment applied through `env(1)`, for runners that cannot set
- * environment variables (the Kubernetes exec API has no env field). Needs `env` in the image.
+ * The binaries that run the commands: names looked up in PATH, or absolute paths. The
+ * runbook's `ETCDCTL_API=3` is not set: etcdctl 3.4 and later default to the v3 API,
+ * etcdctl 3.6 warns about the variable, and a distroless image has no `env` to set it.
  */
-export function withEnvArgv(cmd: EtcdctlCommand): string[] {
-  const assignments = Object.entries(cmd.env).map(([name, value]) => `${name}=${value}`);
-  return ['env', ...assignments, ...cmd.argv];
+export interface EtcdTools {
+  etcdctl: string;
+  /** Runs `snapshot status` and `snapshot restore` where etcdctl no longer does (etcd 3.5+); etcdctl when absent (etcd 3.4). */
+  etcdutl?: string;
+}
+
+/** etcdctl and no etcdutl, from PATH: etcd 3.4, as the runbook has it. */
+export const ETCDCTL_ONLY: EtcdTools = { etcdctl: 'etcdctl' };
+
+/** The binary of the offline snapshot commands. */
+function offline(tools: EtcdTools): string {
+  return tools.etcdutl ?? tools.etcdctl;
 }
 
 /** A path argument must be absolute: that also keeps it from being read as a flag. */
@@ -68,29 +60,31 @@ export function connectionFlags(profile: ClusterProfile): string[] {
   ];
 }
 
-/** B2: `etcdctl <connection flags> snapshot save <file>`. */
+/**
+ * B2: `etcdctl <connection flags> snapshot save <file>`, bounded: an endpoint that cannot
+ * be reached fails after the dial timeout, and a save that stalls after `timeoutSeconds`
+ * (etcdctl puts no deadline on `snapshot save` unless --command-timeout is given).
+ */
 export function snapshotSaveCommand(
   profile: ClusterProfile,
   file: string,
-  binary?: EtcdctlBinary,
-): EtcdctlCommand {
-  return command(binary, [
+  tools: EtcdTools = ETCDCTL_ONLY,
+  timeoutSeconds = 1800,
+): string[] {
+  return [
+    tools.etcdctl,
     ...connectionFlags(profile),
+    '--dial-timeout=10s',
+    `--command-timeout=${timeoutSeconds}s`,
     'snapshot',
     'save',
     checkedPath('snapshot save', file),
-  ]);
+  ];
 }
 
-/** `etcdctl snapshot status <file> -w json`: offline, reads the file only. */
-export function snapshotStatusCommand(file: string, binary?: EtcdctlBinary): EtcdctlCommand {
-  return command(binary, [
-    'snapshot',
-    'status',
-    checkedPath('snapshot status', file),
-    '-w',
-    'json',
-  ]);
+/** `etcdctl|etcdutl snapshot status <file> -w json`: offline, reads the file only. */
+export function snapshotStatusCommand(file: string, tools: EtcdTools = ETCDCTL_ONLY): string[] {
+  return [offline(tools), 'snapshot', 'status', checkedPath('snapshot status', file), '-w', 'json'];
 }
 
 export interface SnapshotRestoreOptions {
@@ -102,6 +96,11 @@ export interface SnapshotRestoreOptions {
   members: number;
   /** Target directory; must not exist yet (etcdctl refuses). Default `<workDir>/<name>.etcd`. */
   dataDir?: string;
+  /**
+   * etcdutl 3.5.10+ only: raise the restored revision by this much and mark it compacted,
+   * so that clients' resourceVersions from before the restore are refused, not trusted.
+   */
+  bumpRevision?: number;
 }
 
 /**
@@ -117,9 +116,9 @@ export interface SnapshotRestoreOptions {
 export function snapshotRestoreCommand(
   profile: ClusterProfile,
   options: SnapshotRestoreOptions,
-  binary?: EtcdctlBinary,
-): EtcdctlCommand {
-  const { member, members } = options;
+  tools: EtcdTools = ETCDCTL_ONLY,
+): string[] {
+  const { member, members, bumpRevision } = options;
   if (!Number.isInteger(members) || members < 1) {
     throw new Error(`etcdctl snapshot restore: members must be a positive integer, got ${members}`);
   }
@@ -128,8 +127,15 @@ export function snapshotRestoreCommand(
       `etcdctl snapshot restore: member must be an integer from 0 to ${members - 1}, got ${member}`,
     );
   }
+  if (
+    bumpRevision !== undefined &&
+    (!tools.etcdutl || !Number.isSafeInteger(bumpRevision) || bumpRevision < 1)
+  ) {
+    throw new Error('snapshot restore: --bump-revision needs etcdutl and a positive integer');
+  }
   const dataDir = options.dataDir ?? defaultRestoreDataDir(profile, member);
-  return command(binary, [
+  return [
+    offline(tools),
     'snapshot',
     'restore',
     checkedPath('snapshot restore', options.file),
@@ -138,7 +144,8 @@ export function snapshotRestoreCommand(
     `--initial-cluster-token=${profile.initialClusterToken}`,
     `--initial-advertise-peer-urls=${peerUrl(profile, member)}`,
     `--data-dir=${checkedPath('snapshot restore --data-dir', dataDir)}`,
-  ]);
+    ...(bumpRevision !== undefined ? [`--bump-revision=${bumpRevision}`, '--mark-compacted'] : []),
+  ];
 }
 
 export interface EndpointQueryOptions {
@@ -150,9 +157,9 @@ export interface EndpointQueryOptions {
 export function endpointHealthCommand(
   profile: ClusterProfile,
   options: EndpointQueryOptions = {},
-  binary?: EtcdctlBinary,
-): EtcdctlCommand {
-  return endpointCommand(profile, 'health', [], options, binary);
+  tools: EtcdTools = ETCDCTL_ONLY,
+): string[] {
+  return endpointCommand(profile, 'health', [], options, tools);
 }
 
 /**
@@ -162,9 +169,9 @@ export function endpointHealthCommand(
 export function endpointStatusCommand(
   profile: ClusterProfile,
   options: EndpointQueryOptions = {},
-  binary?: EtcdctlBinary,
-): EtcdctlCommand {
-  return endpointCommand(profile, 'status', [], options, binary);
+  tools: EtcdTools = ETCDCTL_ONLY,
+): string[] {
+  return endpointCommand(profile, 'status', [], options, tools);
 }
 
 /**
@@ -175,9 +182,10 @@ export function endpointStatusCommand(
 export function keyCountCommand(
   profile: ClusterProfile,
   revision: number,
-  binary?: EtcdctlBinary,
-): EtcdctlCommand {
-  return command(binary, [
+  tools: EtcdTools = ETCDCTL_ONLY,
+): string[] {
+  return [
+    tools.etcdctl,
     ...connectionFlags(profile),
     'get',
     '',
@@ -187,7 +195,7 @@ export function keyCountCommand(
     `--rev=${checkedRevision(revision)}`,
     '-w',
     'json',
-  ]);
+  ];
 }
 
 /**
@@ -199,15 +207,9 @@ export function hashKvCommand(
   profile: ClusterProfile,
   revision: number,
   options: EndpointQueryOptions = {},
-  binary?: EtcdctlBinary,
-): EtcdctlCommand {
-  return endpointCommand(
-    profile,
-    'hashkv',
-    [`--rev=${checkedRevision(revision)}`],
-    options,
-    binary,
-  );
+  tools: EtcdTools = ETCDCTL_ONLY,
+): string[] {
+  return endpointCommand(profile, 'hashkv', [`--rev=${checkedRevision(revision)}`], options, tools);
 }
 
 /** `etcdctl <connection flags> endpoint <subcommand> <args> -w json [--cluster]`. */
@@ -216,9 +218,10 @@ function endpointCommand(
   subcommand: 'health' | 'status' | 'hashkv',
   args: string[],
   options: EndpointQueryOptions,
-  binary: EtcdctlBinary | undefined,
-): EtcdctlCommand {
-  return command(binary, [
+  tools: EtcdTools,
+): string[] {
+  return [
+    tools.etcdctl,
     ...connectionFlags(profile),
     'endpoint',
     subcommand,
@@ -226,7 +229,7 @@ function endpointCommand(
     '-w',
     'json',
     ...(options.cluster ? ['--cluster'] : []),
-  ]);
+  ];
 }
 
 function checkedRevision(revision: number): number {
@@ -379,6 +382,13 @@ export function parseKeyCount(stdout: string): number {
   return parseJsonOutput('get --keys-only --limit=1 -w json', stdout, keyCountSchema);
 }
 
+/** A signed int64 that fits a JS number (etcd prints -1 for "never compacted"). */
+const safeSigned = z
+  .string({ error: 'must be an integer' })
+  .regex(/^-?\d+$/, 'must be an integer')
+  .transform(Number)
+  .pipe(z.number().int('must fit Number.MAX_SAFE_INTEGER'));
+
 const hashKvSchema = z
   .array(
     z.object({
@@ -386,6 +396,7 @@ const hashKvSchema = z
       HashKV: z.object({
         header: z.object({ member_id: uint64, revision: safeCount }),
         hash: safeCount.optional(),
+        compact_revision: safeSigned.optional(),
       }),
     }),
   )
@@ -394,10 +405,15 @@ const hashKvSchema = z
       endpoint: Endpoint,
       memberId: HashKV.header.member_id,
       hash: HashKV.hash ?? 0,
+      compactRevision: HashKV.compact_revision ?? 0,
     })),
   );
 
-/** `endpoint hashkv -w json` → `{ endpoint, memberId, hash }[]`. */
+/**
+ * `endpoint hashkv -w json` → `{ endpoint, memberId, hash, compactRevision }[]`. The hash
+ * covers the revisions after `compactRevision` (and the newest of each key before it), so
+ * two hashes are comparable only at the same compact revision.
+ */
 export function parseHashKv(stdout: string): EndpointHashKv[] {
   return parseJsonOutput('endpoint hashkv -w json', stdout, hashKvSchema);
 }

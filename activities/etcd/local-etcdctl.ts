@@ -6,7 +6,12 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { SnapshotStatus } from '../../workflows/contract/index.js';
-import { parseSnapshotStatus, snapshotStatusCommand } from './commands.js';
+import {
+  ETCDCTL_ONLY,
+  type EtcdTools,
+  parseSnapshotStatus,
+  snapshotStatusCommand,
+} from './commands.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -20,16 +25,16 @@ export class SnapshotUnreadableError extends Error {
   override name = 'SnapshotUnreadableError';
 }
 
-/** etcdctl from `binary` (an absolute path, or a name looked up in PATH). */
-export function localEtcdctl(binary = 'etcdctl'): LocalEtcdctl {
+/** The worker's etcdctl (3.4) or etcdutl (3.5+): absolute paths, or names looked up in PATH. */
+export function localEtcdctl(tools: EtcdTools = ETCDCTL_ONLY): LocalEtcdctl {
+  const binary = tools.etcdutl ?? tools.etcdctl;
   return {
     async snapshotStatus(path) {
-      const { argv, env } = snapshotStatusCommand(path, { etcdctl: binary });
-      const [file, ...args] = argv as [string, ...string[]];
+      const [file, ...args] = snapshotStatusCommand(path, tools) as [string, ...string[]];
       let stdout: string;
       try {
         ({ stdout } = await execFileAsync(file, args, {
-          env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env },
+          env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
           maxBuffer: 1024 * 1024,
         }));
       } catch (error) {

@@ -9,6 +9,7 @@ import {
 } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import { type ClusterRef, FailureType } from '../../workflows/contract/index.js';
+import type { WorkerTargets } from '../config/targets.js';
 
 export interface Kube {
   config: KubeConfig;
@@ -19,24 +20,30 @@ export interface Kube {
 
 /** The clients of the admin cluster a request names: the dependency activities get. */
 export interface KubeClients {
-  forCluster(ref: Pick<ClusterRef, 'adminKubeconfig'>): Kube;
+  forCluster(ref: Pick<ClusterRef, 'adminCluster'>): Kube;
 }
 
 /**
- * Clients from the kubeconfig a request names, else the worker's default. The file is read
- * afresh on each call: a rotated credential is picked up on retry.
+ * Clients of the admin clusters the worker's configuration names. The kubeconfig is read
+ * afresh on each call: a rotated credential is picked up on retry. One that cannot be
+ * loaded is reported by the admin cluster's name only — the loader's message can quote
+ * the file, and it would land in workflow history — and logged in full on the worker.
  */
-export function kubeconfigClients(defaultKubeconfig: string | undefined): KubeClients {
+export function kubeClientsOf(targets: WorkerTargets): KubeClients {
   return {
-    forCluster(ref) {
-      const path = ref.adminKubeconfig ?? defaultKubeconfig;
-      if (!path) {
+    forCluster({ adminCluster }) {
+      const { config } = targets.adminCluster(adminCluster);
+      try {
+        return connectKube(config.kubeconfig);
+      } catch (error) {
+        console.error(
+          `worker: cannot load the kubeconfig of admin cluster ${adminCluster} (${config.kubeconfig}): ${String(error)}`,
+        );
         throw ApplicationFailure.nonRetryable(
-          'no admin cluster kubeconfig: give adminKubeconfig in the workflow input or set ADMIN_CLUSTER_KUBECONFIG on the worker',
-          FailureType.MissingKubeconfig,
+          `cannot load the kubeconfig of admin cluster ${adminCluster}; the worker's log says why`,
+          FailureType.KubeconfigUnloadable,
         );
       }
-      return connectKube(path);
     },
   };
 }
@@ -54,6 +61,12 @@ export function connectKube(kubeconfigPath: string): Kube {
 
 /** client-node sends JSON patch by default; our patches are merge patches. */
 export const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+
+/** A list of names and metadata only (no Secret data, no spec), as `kubectl get -o name` asks. */
+export const metadataOnly = setHeaderOptions(
+  'Accept',
+  'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1',
+);
 
 /** HTTP status of a failed API call, if it got that far. */
 export function httpStatusOf(error: unknown): number | undefined {

@@ -6,22 +6,25 @@
  * A store on this worker's disk makes these activities host-bound: a deployment with
  * several workers routes them to the worker that holds the repository.
  */
-import type {
-  BackupRecord,
-  BackupRef,
-  BackupSource,
-  CommitRequest,
-  CopyResult,
-  PodFileRef,
-  RepositoryRef,
-  RetentionPolicy,
-  SnapshotToRestore,
-  VerifiedBackup,
+import {
+  type BackupRecord,
+  type BackupRef,
+  type BackupSource,
+  type CommitRequest,
+  type CopyResult,
+  FailureType,
+  type PodFileRef,
+  type RepositoryRef,
+  type RetentionPolicy,
+  type SnapshotToRestore,
+  type VerifiedBackup,
 } from '../../workflows/contract/index.js';
-import { cancellationSignal, copyProgress } from '../context.js';
+import type { WorkerTargets } from '../config/targets.js';
+import { cancellationSignal, copyProgress, heartbeat } from '../context.js';
 import type { LocalEtcdctl } from '../etcd/local-etcdctl.js';
 import type { KubeClients } from '../kube/client.js';
 import { type CopyDestination, copyFromPod, copyToPod } from '../kube/copy.js';
+import { backupFailure, isBackupFailure } from './failures.js';
 import { importSnapshotFile } from './import.js';
 import { pruneBackups } from './retention.js';
 import type { BackupKey, BackupStore, BackupStores } from './store.js';
@@ -31,6 +34,7 @@ export interface RepositoryActivityDeps {
   kube: KubeClients;
   backups: BackupStores;
   etcdctl: LocalEtcdctl;
+  targets: WorkerTargets;
 }
 
 export function createRepositoryActivities(deps: RepositoryActivityDeps) {
@@ -65,7 +69,10 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
       await storeOf(input).abort(keyOf(input));
     },
 
-    /** Deletes what the policy does not keep (never the newest); returns the deleted ids. */
+    /**
+     * Deletes the taken backups the policy does not keep (never the newest); returns their
+     * ids. Imported snapshots are not taken backups: retention neither counts nor deletes them.
+     */
     async pruneBackups(
       input: RepositoryRef & { userClusterName: string; policy: RetentionPolicy },
     ): Promise<string[]> {
@@ -80,8 +87,8 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
     /**
      * Before a restore changes anything: the backup to restore, verified (sha256 against its
      * manifest, `etcdctl snapshot status` against the manifest's hash and revision). A
-     * snapshot file given by path is first imported into the store under `importId`, so it
-     * is verified, and restored, exactly like any other backup.
+     * snapshot file from the import inbox is first imported into the store under
+     * `importId` (marked as an import), so it is verified, and restored, like any backup.
      */
     async resolveSnapshotToRestore(
       input: RepositoryRef & { userClusterName: string; backup: BackupSource; importId: string },
@@ -91,11 +98,38 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
         userClusterName: input.userClusterName,
         backupId: input.backup.backupId ?? input.importId,
       };
-      if (input.backup.backupId === undefined) {
-        await importSnapshotFile(store, deps.etcdctl, key, input.backup.path ?? '');
+      const { importFile } = input.backup;
+      if (importFile !== undefined) {
+        heartbeat({ step: `import ${importFile} from the import inbox` });
+        await importSnapshotFile(store, deps.etcdctl, key, {
+          name: importFile,
+          path: deps.targets.importFile(importFile),
+          signal: cancellationSignal(),
+        });
       }
       const { record, checks } = await verifyStoredBackup(store, deps.etcdctl, key);
       return { backupId: key.backupId, record, checks };
+    },
+
+    /**
+     * A snapshot a restore imported and then did not use (it failed or was cancelled before
+     * the point of no return): removed, so imports do not pile up. Refuses taken backups.
+     */
+    async deleteImportedBackup(input: BackupRef): Promise<void> {
+      const store = storeOf(input);
+      const key = keyOf(input);
+      const record = await store.get(key).catch((error: unknown) => {
+        if (isBackupFailure(error, FailureType.BackupNotFound)) return undefined;
+        throw error;
+      });
+      if (!record) return;
+      if (record.origin !== 'imported') {
+        throw backupFailure(
+          FailureType.BackupInvalidArgument,
+          `backup ${record.id} of ${record.userClusterName} was taken, not imported: it is not deleted`,
+        );
+      }
+      await store.delete(key);
     },
 
     /** R3, H5b: copy the snapshot into the pod, resumable, verified by sha256 in the pod. */

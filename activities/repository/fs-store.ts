@@ -12,12 +12,9 @@
  */
 import { createReadStream } from 'node:fs';
 import { open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { isAbsolute, join, resolve } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
-import { z } from 'zod';
 import {
-  absolutePath,
   type BackupRecord,
   backupRecordSchema,
   type CommitRequest,
@@ -25,8 +22,8 @@ import {
   dnsLabel,
   FailureType,
   isBackupId,
-  parseOrFail,
 } from '../../workflows/contract/index.js';
+import type { WorkerTargets } from '../config/targets.js';
 import { canonicalJson } from '../json.js';
 import { backupFailure, isBackupFailure } from './failures.js';
 import {
@@ -314,29 +311,10 @@ async function subdirectories(dir: string): Promise<string[]> {
   }
 }
 
-/** Backup stores on this machine's file system: the request's directory, else `defaultRoot`. */
-export function fileSystemStores(defaultRoot: string): BackupStores {
+/** The worker's repositories, each a directory on its file system, by name. */
+export function fileSystemStores(targets: WorkerTargets): BackupStores {
   return {
-    forRepository: (ref) => new FileSystemBackupStore(ref.backupDir ?? defaultRoot),
+    forRepository: ({ repository }) =>
+      new FileSystemBackupStore(targets.repository(repository).path),
   };
-}
-
-const repositoryEnvSchema = z.object({
-  BACKUP_DIR: absolutePath.optional(),
-  XDG_DATA_HOME: absolutePath.optional(),
-});
-
-/**
- * The repository directory worker and CLI use unless told otherwise: `BACKUP_DIR`, else
- * `$XDG_DATA_HOME/etcd-ha-restore/backups` (`~/.local/share/...`). A bad value is refused,
- * naming the variable.
- */
-export function repositoryRootFromEnv(env: NodeJS.ProcessEnv): string {
-  const parsed = parseOrFail(
-    repositoryEnvSchema,
-    env,
-    (issues) => new Error(`invalid configuration in the environment: ${issues}`),
-  );
-  const dataHome = parsed.XDG_DATA_HOME ?? join(env.HOME ?? homedir(), '.local', 'share');
-  return parsed.BACKUP_DIR ?? join(dataHome, 'etcd-ha-restore', 'backups');
 }

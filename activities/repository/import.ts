@@ -8,15 +8,17 @@ import { backupFailure, isBackupFailure } from './failures.js';
 import type { BackupKey, BackupStore } from './store.js';
 
 /**
- * Imports a snapshot file on this worker as backup `key` (a restore "from a path"),
- * described by `etcdctl snapshot status`. Idempotent: a backup already under that id is it.
+ * Imports a snapshot file on this worker as backup `key`, marked as an import and described
+ * by `etcdctl snapshot status`; `name` is what the record says it came from (never the path
+ * on the worker). Idempotent: a backup already under that id is it. `signal` stops the copy.
  */
 export async function importSnapshotFile(
   store: BackupStore,
   etcdctl: LocalEtcdctl,
   key: BackupKey,
-  path: string,
+  file: { name: string; path: string; signal?: AbortSignal },
 ): Promise<BackupRecord> {
+  const { name, path } = file;
   try {
     return await store.get(key);
   } catch (error) {
@@ -27,23 +29,24 @@ export async function importSnapshotFile(
     modified = (await stat(path)).mtime;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    throw backupFailure(FailureType.BackupNotFound, `no snapshot file ${path} on this worker`);
+    throw backupFailure(FailureType.BackupNotFound, `no file ${name} in the import inbox`);
   }
   const status = await etcdctl.snapshotStatus(path).catch((error: unknown) => {
     if (!(error instanceof SnapshotUnreadableError)) throw error;
     throw backupFailure(
       FailureType.BackupCorrupt,
-      `${path} is not a usable etcd snapshot: ${error.message}`,
+      `${name} is not a usable etcd snapshot: ${error.message}`,
     );
   });
-  await pipeline(createReadStream(path), await store.stage(key, 0));
+  await pipeline(createReadStream(path), await store.stage(key, 0), { signal: file.signal });
   return store.commit(key, {
     member: 0,
-    sourcePod: `file:${path}`,
+    sourcePod: `import:${name}`,
     createdAt: modified.toISOString(),
     revision: status.revision,
     totalKeys: status.totalKey,
     etcdHash: status.hash,
+    origin: 'imported',
     toolVersions: {},
   });
 }

@@ -67,7 +67,7 @@ export async function pruneBackups(
   userClusterName: string,
   policy: RetentionPolicy,
 ): Promise<string[]> {
-  const backups = await store.list(userClusterName);
+  const backups = (await store.list(userClusterName)).filter((b) => b.origin === 'taken');
   const keep = backupsToKeep(backups, retentionPolicySchema.parse(policy));
   const deleted: string[] = [];
   for (const record of backups) {

@@ -55,5 +55,5 @@ export interface BackupStore {
 
 /** The store of the repository a request names: the dependency activities get. */
 export interface BackupStores {
-  forRepository(ref: { backupDir?: string }): BackupStore;
+  forRepository(ref: { repository: string }): BackupStore;
 }

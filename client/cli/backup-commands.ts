@@ -1,15 +1,15 @@
 /** `backup start`, and `backups list` (the store's own listing, as the worker reads it). */
 import type { Command } from 'commander';
-import {
-  FileSystemBackupStore,
-  repositoryRootFromEnv,
-} from '../../activities/repository/fs-store.js';
-import { absolutePath, dnsLabel } from '../../workflows/contract/index.js';
+import { workerTargets } from '../../activities/config/targets.js';
+import { loadWorkerConfig } from '../../activities/config/worker-config.js';
+import { fileSystemStores } from '../../activities/repository/fs-store.js';
+import type { BackupStore } from '../../activities/repository/store.js';
+import { dnsLabel } from '../../workflows/contract/index.js';
 import { InvalidInputError } from '../client.js';
 import { type BackupOptions, backupInput, integer, validated } from './inputs.js';
 import { type CommandContext, message, printBackup, printOutcome, printStarted } from './io.js';
 
-/** `--cluster`, `--kubeconfig`, `--backup-dir`, `--profile-json`: every operation's target. */
+/** `--cluster`, `--admin-cluster`, `--repository`: every operation's target, by name. */
 export function addTargetOptions(command: Command): Command {
   return command
     .requiredOption(
@@ -17,16 +17,12 @@ export function addTargetOptions(command: Command): Command {
       'USER_CLUSTER_NAME: the user cluster (its namespace in the admin cluster)',
     )
     .option(
-      '--kubeconfig <path>',
-      "admin cluster kubeconfig on the worker (default: the worker's ADMIN_CLUSTER_KUBECONFIG)",
+      '--admin-cluster <name>',
+      "the admin cluster, as the worker's configuration names it (default: the worker's only one)",
     )
     .option(
-      '--backup-dir <path>',
-      "backup repository on the worker (default: the worker's BACKUP_DIR)",
-    )
-    .option(
-      '--profile-json <json|@file>',
-      'cluster profile overrides as JSON, or @file to read them from a file',
+      '--repository <name>',
+      "the backup repository, as the worker's configuration names it (default: its only one)",
     );
 }
 
@@ -71,21 +67,22 @@ export function addBackupCommands(program: Command, cli: CommandContext): void {
     .description('the backups in a repository on this machine');
   backups
     .command('list')
-    .description('list the backups of a cluster, newest first, as the worker reads them')
+    .description(
+      "list the backups of a cluster, newest first, as the worker reads them (run it where the worker runs: it reads the worker's configuration, ETCD_HA_RESTORE_CONFIG or BACKUP_DIR)",
+    )
     .requiredOption('--cluster <name>', 'USER_CLUSTER_NAME')
-    .option('--backup-dir <path>', 'repository directory (env BACKUP_DIR, as the worker)')
+    .option('--repository <name>', "the repository, as the worker's configuration names it")
     .option('--json', 'print JSON instead of lines')
-    .action(async (options: { cluster: string; backupDir?: string; json?: boolean }) => {
+    .action(async (options: { cluster: string; repository?: string; json?: boolean }) => {
       validated(dnsLabel, options.cluster);
-      let root: string;
+      let store: BackupStore;
       try {
-        root = options.backupDir ?? repositoryRootFromEnv(process.env);
+        const targets = workerTargets(loadWorkerConfig(process.env));
+        const repository = targets.repository(options.repository).name;
+        store = fileSystemStores(targets).forRepository({ repository });
       } catch (error) {
         throw new InvalidInputError(message(error));
       }
-      if (!absolutePath.safeParse(root).success)
-        throw new InvalidInputError('backup-dir: must be an absolute path');
-      const store = new FileSystemBackupStore(root);
       const list = await store.list(options.cluster);
       if (options.json) cli.io.out(JSON.stringify(list, null, 2));
       else if (list.length === 0)

@@ -2,7 +2,6 @@
  * Command-line flags → workflow inputs, validated with the workflows' own schemas before
  * anything connects; a bad one names the field and the flag it came from.
  */
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 import type { z } from 'zod';
 import {
@@ -13,14 +12,12 @@ import {
   restoreUserClusterInputSchema,
 } from '../../workflows/contract/index.js';
 import { type BackupCadence, InvalidInputError } from '../client.js';
-import { message } from './io.js';
 
-/** Flags every operation on a cluster takes. */
+/** Flags every operation on a cluster takes: names, which the worker resolves. */
 export interface TargetOptions {
   cluster: string;
-  kubeconfig?: string;
-  backupDir?: string;
-  profileJson?: string;
+  adminCluster?: string;
+  repository?: string;
 }
 
 export interface BackupOptions extends TargetOptions {
@@ -31,23 +28,24 @@ export interface BackupOptions extends TargetOptions {
 export interface RestoreOptions extends TargetOptions {
   version: string;
   backupId?: string;
-  backupPath?: string;
+  importFile?: string;
   members?: number;
   requireApproval?: boolean;
+  approvalTimeout?: string;
   deleteOldDataImmediately?: boolean;
 }
 
 /** The flag each input field comes from, so a message names both. */
 const FLAG_OF: Record<string, string> = {
   userClusterName: '--cluster',
-  adminKubeconfig: '--kubeconfig',
-  backupDir: '--backup-dir',
-  profile: '--profile-json',
+  adminCluster: '--admin-cluster',
+  repository: '--repository',
   sourceMember: '--source-member',
   retention: '--keep-last',
   gkeOnPremVersion: '--version',
-  backup: '--backup-id/--backup-path',
+  backup: '--backup-id/--import-file',
   members: '--members',
+  approvalTimeout: '--approval-timeout',
 };
 
 export function validated<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
@@ -65,32 +63,13 @@ export function integer(name: string) {
   };
 }
 
-/** `--profile-json '{"etcdEndpoint":...}'` or `--profile-json @profile.json`. */
-export function readProfile(value: string | undefined): unknown {
-  if (value === undefined) return undefined;
-  let text = value;
-  if (value.startsWith('@')) {
-    try {
-      text = readFileSync(value.slice(1), 'utf8');
-    } catch (error) {
-      throw new InvalidInputError(`profile: cannot read ${value.slice(1)}: ${message(error)}`);
-    }
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (error) {
-    throw new InvalidInputError(`profile: not valid JSON: ${message(error)}`);
-  }
-}
-
 /** The input fields the target flags give, over `base` (a Schedule's current input). */
 function targetFields(o: TargetOptions, base: Record<string, unknown> = {}) {
   return {
     ...base,
     userClusterName: o.cluster,
-    ...(o.kubeconfig !== undefined ? { adminKubeconfig: o.kubeconfig } : {}),
-    ...(o.backupDir !== undefined ? { backupDir: o.backupDir } : {}),
-    ...(o.profileJson !== undefined ? { profile: readProfile(o.profileJson) } : {}),
+    ...(o.adminCluster !== undefined ? { adminCluster: o.adminCluster } : {}),
+    ...(o.repository !== undefined ? { repository: o.repository } : {}),
   };
 }
 
@@ -119,10 +98,11 @@ export function restoreInput(o: RestoreOptions): RestoreUserClusterInput {
     gkeOnPremVersion: o.version,
     backup: {
       ...(o.backupId !== undefined ? { backupId: o.backupId } : {}),
-      ...(o.backupPath !== undefined ? { path: o.backupPath } : {}),
+      ...(o.importFile !== undefined ? { importFile: o.importFile } : {}),
     },
     ...(o.members !== undefined ? { members: o.members } : {}),
     requireApproval: o.requireApproval ?? false,
+    ...(o.approvalTimeout !== undefined ? { approvalTimeout: o.approvalTimeout } : {}),
     deleteOldDataImmediately: o.deleteOldDataImmediately ?? false,
   };
   validated(restoreUserClusterInputSchema, input);
@@ -131,9 +111,7 @@ export function restoreInput(o: RestoreOptions): RestoreUserClusterInput {
 
 /** Whether any flag that changes a backup's input was given (schedule update). */
 export function changesBackupInput(o: BackupOptions): boolean {
-  return [o.kubeconfig, o.backupDir, o.profileJson, o.sourceMember, o.keepLast].some(
-    (v) => v !== undefined,
-  );
+  return [o.adminCluster, o.repository, o.sourceMember, o.keepLast].some((v) => v !== undefined);
 }
 
 export function cadenceOf(

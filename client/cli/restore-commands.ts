@@ -17,7 +17,10 @@ export function addRestoreCommands(program: Command, cli: CommandContext): void 
       'GKE_ON_PREM_VERSION: tag of the etcd-util image, e.g. 1.5.0-gke.0',
     )
     .option('--backup-id <id>', 'a backup in the repository (see `backups list`)')
-    .option('--backup-path <path>', 'a snapshot file on the worker, imported and verified first')
+    .option(
+      '--import-file <name>',
+      "a snapshot file in the worker's import inbox, by name: imported and verified first",
+    )
     .addOption(
       new Option(
         '--members <n>',
@@ -25,6 +28,10 @@ export function addRestoreCommands(program: Command, cli: CommandContext): void 
       ).argParser(integer('--members')),
     )
     .option('--require-approval', 'wait for `restore approve` before the first destructive step')
+    .option(
+      '--approval-timeout <duration>',
+      'how long the approval gate waits, e.g. 30m, 4h (default 4h); then the restore ends, nothing changed',
+    )
     .option(
       '--delete-old-data-immediately',
       "delete each member's old data right after it is replaced, as the runbook does (default: kept until the restored cluster is verified)",
@@ -58,6 +65,41 @@ export function addRestoreCommands(program: Command, cli: CommandContext): void 
         return 0;
       });
     });
+
+  for (const [name, action, description] of [
+    [
+      'retry',
+      'retry',
+      'run again the step a restore waiting for an operator (outcome needs-operator) is stuck on, once you fixed its problem',
+    ],
+    [
+      'hand-over',
+      'hand-over',
+      'end a restore waiting for an operator (outcome needs-operator); its result lists what is not put back, for you to do by hand',
+    ],
+  ] as const) {
+    restore
+      .command(name)
+      .description(description)
+      .argument('<workflow-id>', 'the restore workflow')
+      .requiredOption('--by <name>', 'who decides (kept in the workflow history)')
+      .option('--comment <text>', 'why')
+      .action(
+        async (workflowId: string, options: { by: string; comment?: string }, command: Command) => {
+          if (options.by.trim() === '') throw new InvalidInputError('by: must not be empty');
+          await cli.withClient(command, async (client) => {
+            cli.io.out(
+              await client.resolveRestoreProblem(workflowId, {
+                action,
+                by: options.by,
+                ...(options.comment !== undefined ? { comment: options.comment } : {}),
+              }),
+            );
+            return 0;
+          });
+        },
+      );
+  }
 
   program
     .command('watch')

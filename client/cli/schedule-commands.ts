@@ -9,7 +9,6 @@ import {
   backupInput,
   cadenceOf,
   changesBackupInput,
-  readProfile,
   validated,
 } from './inputs.js';
 import type { CommandContext } from './io.js';
@@ -73,7 +72,6 @@ export function addScheduleCommands(program: Command, cli: CommandContext): void
     const changesInput = changesBackupInput(options);
     if (!cadence && !changesInput)
       throw new InvalidInputError('nothing to update: give --every, --cron or a backup option');
-    if (changesInput) readProfile(options.profileJson);
     await cli.withClient(command, async (client) => {
       let input: ReturnType<typeof backupInput> | undefined;
       if (changesInput) {

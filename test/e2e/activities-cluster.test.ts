@@ -13,11 +13,13 @@ import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { parseWorkerConfig } from '../../activities/config/worker-config.js';
 import { type Activities, createActivities } from '../../activities/index.js';
-import { connectKube } from '../../activities/kube/client.js';
+import { connectKube, mergePatch } from '../../activities/kube/client.js';
 import { copyFromPod, copyToPod, fileDestination, fileSource } from '../../activities/kube/copy.js';
 import { ExecStreamError, execInPod } from '../../activities/kube/exec.js';
 import { activityDeps } from '../../worker/create-worker.js';
+import { simWorkerConfig } from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
 
 let sim: SimCluster;
@@ -29,7 +31,7 @@ before(async () => {
   sim = await startSimCluster({ members: 3, userClusterName: ns, adminEtcd: false });
   scratch = mkdtempSync(join(tmpdir(), 'activities-cluster-'));
   real = createActivities(
-    activityDeps({ adminKubeconfig: sim.kubeconfigPath, backupDir: join(scratch, 'backups') }),
+    activityDeps(parseWorkerConfig(simWorkerConfig(sim, join(scratch, 'backups')), 'the test')),
   );
 });
 after(async () => {
@@ -45,7 +47,7 @@ const activities = new Proxy({} as Activities, {
       input,
     ),
 });
-const cluster = () => ({ namespace: ns });
+const cluster = () => ({ adminCluster: 'sim', namespace: ns });
 const replicasOf = async (name: string) =>
   (await kube().apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
 const kube = () => connectKube(sim.kubeconfigPath);
@@ -226,20 +228,66 @@ describe('PodDisruptionBudget', () => {
     const ref = { ...cluster(), name: 'kube-apiserver-pdb' };
     const saved = await activities.savePdb(ref);
     assert.ok(saved, 'the simulated cluster has the PDB');
-    assert.equal(saved.kind, 'PodDisruptionBudget');
-    assert.equal(JSON.stringify(saved).includes('resourceVersion'), false);
-    assert.equal(JSON.stringify(saved).includes('uid'), false);
-    assert.equal(await activities.deletePdb(ref), 'deleted');
-    assert.equal(await activities.deletePdb(ref), 'absent');
+    const { manifest, uid } = saved;
+    assert.equal(manifest.kind, 'PodDisruptionBudget');
+    assert.ok(uid, 'the uid of the object saved, for the delete');
+    assert.equal(JSON.stringify(manifest).includes('resourceVersion'), false);
+    assert.equal(JSON.stringify(manifest).includes(uid), false, 'no uid in the manifest');
+    assert.equal(await activities.deletePdb({ ...ref, uid }), 'deleted');
+    assert.equal(await activities.deletePdb({ ...ref, uid }), 'absent');
     assert.equal(await activities.savePdb(ref), undefined);
-    assert.equal(await activities.recreatePdb({ ...cluster(), manifest: saved }), 'created');
-    assert.equal(await activities.recreatePdb({ ...cluster(), manifest: saved }), 'present');
-    assert.deepEqual((await activities.savePdb(ref))?.spec, saved.spec);
+    assert.equal(await activities.recreatePdb({ ...cluster(), manifest }), 'created');
+    assert.equal(await activities.recreatePdb({ ...cluster(), manifest }), 'present');
+    const again = await activities.savePdb(ref);
+    assert.deepEqual(again?.manifest.spec, manifest.spec);
 
-    const different = { ...saved, spec: { ...saved.spec, minAvailable: 42 } };
+    // A PDB re-created by someone else since it was saved (another uid) is not deleted.
+    await assert.rejects(
+      activities.deletePdb({ ...ref, uid }),
+      (e: unknown) => e instanceof ApplicationFailure && e.nonRetryable && e.type === 'PdbConflict',
+    );
+    assert.ok(await activities.savePdb(ref), 'still there');
+
+    const different = { ...manifest, spec: { ...manifest.spec, minAvailable: 42 } };
     await assert.rejects(
       activities.recreatePdb({ ...cluster(), manifest: different }),
       (e: unknown) => e instanceof ApplicationFailure && e.nonRetryable && e.type === 'PdbConflict',
+    );
+  });
+
+  test('owner references survive the round trip', async () => {
+    const kubeApi = kube();
+    const ref = { ...cluster(), name: 'kube-apiserver-pdb' };
+    const ownerReferences = [
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: '1f0e-owner', controller: true },
+    ];
+    await kubeApi.policy.patchNamespacedPodDisruptionBudget(
+      { name: ref.name, namespace: ns, body: { metadata: { ownerReferences } } },
+      mergePatch,
+    );
+    const saved = await activities.savePdb(ref);
+    assert.deepEqual(saved?.manifest.metadata.ownerReferences, ownerReferences);
+    assert.equal(await activities.deletePdb({ ...ref, uid: saved?.uid }), 'deleted');
+    assert.ok(saved);
+    await activities.recreatePdb({ ...cluster(), manifest: saved.manifest });
+    const back = await kubeApi.policy.readNamespacedPodDisruptionBudget({
+      name: ref.name,
+      namespace: ns,
+    });
+    assert.deepEqual(
+      back.metadata?.ownerReferences?.map((o) => ({ ...o })),
+      ownerReferences,
+    );
+  });
+
+  test('Secrets are listed by name only: their data never reaches the worker', async () => {
+    const from = sim.requests.length;
+    await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
+    const secretLists = sim.requests.slice(from).filter((r) => r.resource === 'secrets');
+    assert.equal(secretLists.length, 1);
+    assert.deepEqual(
+      secretLists.map((r) => [r.verb, r.as]),
+      [['list', 'PartialObjectMetadataList']],
     );
   });
 });
@@ -337,5 +385,79 @@ describe('pods', () => {
   test('no protocol violation recorded', () => {
     assert.deepEqual(sim.violations, []);
     assert.deepEqual(sim.loopErrors, []);
+  });
+});
+
+describe('names, records and the state inspection refuses', () => {
+  test('resolveTarget: the user cluster must be one of the admin cluster; names unknown to the worker are refused', async () => {
+    const resolved = await activities.resolveTarget({ userClusterName: ns });
+    assert.deepEqual(
+      { adminCluster: resolved.adminCluster, repository: resolved.repository },
+      { adminCluster: 'sim', repository: 'local' },
+    );
+    assert.equal(resolved.profile.etcdEndpoint, sim.profile.etcdEndpoint);
+    const refused = (
+      input: { adminCluster?: string; repository?: string; userClusterName: string },
+      message: RegExp,
+    ) =>
+      assert.rejects(activities.resolveTarget(input), (e: unknown) => {
+        assert.ok(
+          e instanceof ApplicationFailure && e.nonRetryable && e.type === 'InvalidInput',
+          String(e),
+        );
+        assert.match(e.message, message);
+        return true;
+      });
+    await refused(
+      { userClusterName: 'kube-system' },
+      /kube-system is not a user cluster of admin cluster sim: it holds no StatefulSet kube-etcd/,
+    );
+    await refused({ userClusterName: 'nope' }, /there is no such namespace/);
+    await refused({ userClusterName: ns, adminCluster: 'prod' }, /no admin cluster named "prod"/);
+    await refused({ userClusterName: ns, repository: 'nfs' }, /no repository named "nfs"/);
+  });
+
+  test('a required object that is missing fails inspection at once (ClusterState)', async () => {
+    const missing = { ...sim.profile, maintenanceDeployment: 'no-such-deployment' };
+    await assert.rejects(
+      activities.inspectUserCluster({ ...cluster(), profile: missing }),
+      (e: unknown) =>
+        e instanceof ApplicationFailure &&
+        e.nonRetryable &&
+        e.type === 'ClusterState' &&
+        /Deployment user-cluster-1\/no-such-deployment does not exist/.test(e.message),
+    );
+  });
+
+  test('the record of the originals: the first one written stays, inspection reports it, clearing removes it', async () => {
+    const first = {
+      workflowId: 'r1',
+      startedAt: '2026-12-01T00:00:00Z',
+      replicas: { etcd: 3, apiserver: 3, maintenance: 1 },
+    };
+    assert.deepEqual(await activities.recordRestore({ ...cluster(), record: first }), first);
+    const second = {
+      ...first,
+      workflowId: 'r2',
+      replicas: { etcd: 0, apiserver: 0, maintenance: 0 },
+    };
+    assert.deepEqual(
+      await activities.recordRestore({ ...cluster(), record: second }),
+      first,
+      'the first wins',
+    );
+    const inventory = await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
+    assert.deepEqual(inventory.previousRestore, first);
+    await activities.clearRestoreRecord(cluster());
+    await activities.clearRestoreRecord(cluster());
+    const after = await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
+    assert.equal(after.previousRestore, undefined);
+  });
+
+  test('inspection reads how kube-etcd starts its pods', async () => {
+    const inventory = await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
+    assert.ok(['OrderedReady', 'Parallel'].includes(inventory.etcdStatefulSet.podManagementPolicy));
+    assert.ok(['none', 'local', 'quorum'].includes(inventory.etcdStatefulSet.readiness));
+    assert.equal(inventory.ready.apiserver, 3);
   });
 });

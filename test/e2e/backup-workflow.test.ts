@@ -32,15 +32,17 @@ import { EtcdOpsClient } from '../../client/client.js';
 import {
   type BackupUserClusterInput,
   type BackupUserClusterResult,
+  clusterLockId,
   EtcdOperation,
   EtcdOutcome,
   FailureType,
   UserClusterName,
 } from '../../workflows/contract/index.js';
 import { progressQuery } from '../../workflows/progress.js';
-import { snapshotFileIn } from '../harness/backups.js';
+import { snapshotFileIn, stored } from '../harness/backups.js';
 import { freePort, makeTlsFiles, startEtcd, stopAllEtcd, waitUntil } from '../harness/etcd-tls.js';
 import {
+  simWorkerConfig,
   startTemporalTestContext,
   type TemporalTestContext,
   temporalCli,
@@ -61,8 +63,13 @@ before(async () => {
   backupDir = join(scratch, 'backups');
   sim = await startSimCluster({ members: 3, userClusterName: cluster, adminEtcd: false });
   ctx = await startTemporalTestContext('backup-workflow', {
-    kubeconfig: sim.kubeconfigPath,
-    backupDir: backupDir,
+    config: simWorkerConfig(sim, backupDir, {
+      repositories: {
+        local: { path: backupDir },
+        scheduled: { path: join(scratch, 'scheduled') },
+        'cli-scheduled': { path: join(scratch, 'cli-scheduled') },
+      },
+    }),
   });
   ops = new EtcdOpsClient(ctx.env.client, ctx.taskQueue);
 });
@@ -76,9 +83,10 @@ after(async () => {
 
 const input = (extra: Partial<BackupUserClusterInput> = {}): BackupUserClusterInput => ({
   userClusterName: cluster,
-  profile: sim.profile,
+  repository: 'local',
   ...extra,
 });
+
 const repository = (root = backupDir) => new FileSystemBackupStore(root);
 const verifyBackup = (id: string) =>
   verifyStoredBackup(repository(), localEtcdctl(), { userClusterName: cluster, backupId: id });
@@ -126,7 +134,7 @@ test('a backup holds the keys written before it, not after; manifest, file mode,
   const result: BackupUserClusterResult = await handle.result();
   await sim.putKey('/registry/test/after', 'too late');
 
-  const { backup } = result;
+  const backup = stored(result);
   assert.equal(backup.userClusterName, cluster);
   assert.equal(backup.sourcePod, 'kube-etcd-0');
   assert.deepEqual(result.prunedBackupIds, []);
@@ -245,10 +253,11 @@ test('started with the Temporal CLI binary, it succeeds and the backup is listed
   const result = (await ctx.env.client.workflow
     .getHandle(workflowId)
     .result()) as BackupUserClusterResult;
-  assert.equal(result.backup.sourcePod, 'kube-etcd-1');
+  const backup = stored(result);
+  assert.equal(backup.sourcePod, 'kube-etcd-1');
   const listed = await repository().list(cluster);
-  assert.ok(listed.some((b) => b.id === result.backup.id && b.sha256 === result.backup.sha256));
-  await verifyBackup(result.backup.id);
+  assert.ok(listed.some((b) => b.id === backup.id && b.sha256 === backup.sha256));
+  await verifyBackup(backup.id);
 });
 
 /** Waits until the schedule has started `count` workflows and none of them is running. */
@@ -286,7 +295,7 @@ async function scheduledResults(d: ScheduleDescription): Promise<BackupUserClust
 test('a Schedule fires repeatedly, retention keeps 2; pause, update and delete show in describe()', async () => {
   const dir = join(scratch, 'scheduled');
   const schedule = await ops.createBackupSchedule({
-    input: input({ backupDir: dir, retention: { keepLast: 2 } }),
+    input: input({ repository: 'scheduled', retention: { keepLast: 2 } }),
     cadence: { interval: '5s' },
     note: 'test schedule',
   });
@@ -300,11 +309,11 @@ test('a Schedule fires repeatedly, retention keeps 2; pause, update and delete s
 
     const results = await scheduledResults(paused);
     assert.ok(results.length >= 3);
-    for (const r of results) assert.equal(r.backup.userClusterName, cluster);
+    for (const r of results) assert.equal(stored(r).userClusterName, cluster);
     const kept = await repository(dir).list(cluster);
     assert.equal(kept.length, 2, 'retention keepLast 2');
     const newestTwo = results
-      .map((r) => r.backup.id)
+      .map((r) => stored(r).id)
       .sort()
       .slice(-2)
       .reverse();
@@ -325,7 +334,7 @@ test('a Schedule fires repeatedly, retention keeps 2; pause, update and delete s
 
     await ops.updateBackupSchedule(cluster, {
       cadence: { interval: '7h' },
-      input: input({ backupDir: dir, retention: { keepLast: 3 } }),
+      input: input({ repository: 'scheduled', retention: { keepLast: 3 } }),
     });
     const updated = await describe();
     assert.equal(updated.spec.intervals?.[0]?.every, 7 * 3600 * 1000);
@@ -361,7 +370,7 @@ test('a Schedule fires repeatedly, retention keeps 2; pause, update and delete s
     '--type',
     'backupUserCluster',
     '--input',
-    JSON.stringify(input({ backupDir: join(scratch, 'cli-scheduled') })),
+    JSON.stringify(input({ repository: 'cli-scheduled' })),
   ]);
   const cliSchedule = ctx.env.client.schedule.getHandle(scheduleId);
   try {
@@ -370,7 +379,7 @@ test('a Schedule fires repeatedly, retention keeps 2; pause, update and delete s
     const d = await waitNoRunningActions(() => cliSchedule.describe());
     const [result] = await scheduledResults(d);
     assert.ok(result);
-    assert.equal(result.backup.userClusterName, cluster);
+    assert.equal(stored(result).userClusterName, cluster);
     assert.ok((await repository(join(scratch, 'cli-scheduled')).list(cluster)).length >= 1);
   } finally {
     await cliSchedule.pause().catch(() => undefined);
@@ -389,7 +398,7 @@ test('a copy cut mid-way is retried, resumed, and the backup still verifies', as
   sim.faults.dropExecAfterBytes(cutAfter, { namespace: cluster, pod: 'kube-etcd-0', count: 12 });
   try {
     const handle = await ops.startBackup(input({ sourceMember: 0 }));
-    const { backup } = await handle.result();
+    const backup = stored(await handle.result());
     assert.ok(backup.sizeBytes > 3 * cutAfter, `snapshot of ${backup.sizeBytes} bytes`);
 
     const attempts = (await activityAttempts(handle)).get('copySnapshotToRepository') ?? [];
@@ -410,13 +419,17 @@ test('a copy cut mid-way is retried, resumed, and the backup still verifies', as
   }
 });
 
-test('a missing namespace or etcd Secret fails at once, non-retryably, saying what is missing', async () => {
+test('a cluster that is not a user cluster, or a missing etcd Secret, fails at once, non-retryably, saying why', async () => {
+  // Not a user cluster of the admin cluster: refused by the worker before anything runs.
   const missing = await ops.startBackup({ ...input(), userClusterName: 'no-such-cluster' });
   const failure = await failureOf(missing);
   assert.equal(failure.nonRetryable, true);
-  assert.equal(failure.type, 'ClusterState');
-  assert.match(failure.message, /namespace no-such-cluster does not exist/);
-  assert.deepEqual((await activityAttempts(missing)).get('findSnapshotSource'), [1]);
+  assert.equal(failure.type, 'InvalidInput');
+  assert.match(
+    failure.message,
+    /no-such-cluster is not a user cluster of admin cluster sim: there is no such namespace/,
+  );
+  assert.deepEqual([...(await activityAttempts(missing)).keys()], ['resolveTarget']);
   const described = await missing.describe();
   assert.equal(keyword(described, EtcdOutcome), 'failed');
   assert.equal((await missing.query(progressQuery)).outcome, 'failed');
@@ -448,7 +461,7 @@ test('a missing namespace or etcd Secret fails at once, non-retryably, saying wh
     });
   }
   // With the Secret back, a backup works again.
-  const { backup } = await (await ops.startBackup(input())).result();
+  const backup = stored(await (await ops.startBackup(input())).result());
   assert.equal(backup.userClusterName, cluster);
 });
 
@@ -476,13 +489,52 @@ test('a second backup of the cluster while one runs is refused with ClusterBusy'
   } finally {
     sim.faults.clear();
   }
-  const { backup } = await first.result();
+  const backup = stored(await first.result());
   assert.equal(backup.userClusterName, cluster);
   const attempts = (await activityAttempts(first)).get('saveSnapshotInPod') ?? [];
   assert.ok(
     attempts.some((a) => a > 1),
     'the first one was held by retries',
   );
+});
+
+test('a scheduled run that finds the cluster busy is a success that says skipped-busy, not a red run', async () => {
+  // Another operation holds the cluster's lock (a lock workflow with the cluster's lock id).
+  const lock = await ctx.env.client.workflow.start('clusterLock', {
+    taskQueue: ctx.taskQueue,
+    workflowId: clusterLockId(cluster),
+    args: [{ workflowId: 'a-restore', operation: 'restore' }],
+  });
+  const schedule = await ops.createBackupSchedule({
+    input: input({ repository: 'scheduled' }),
+    cadence: { interval: '1h' },
+    paused: true,
+  });
+  try {
+    await schedule.trigger();
+    const d = await waitForScheduledRuns(() => schedule.describe(), 1);
+    const run = d.info.recentActions[0]?.action.workflow;
+    assert.ok(run);
+    const handle = ctx.env.client.workflow.getHandle(run.workflowId, run.firstExecutionRunId);
+    const result = (await handle.result()) as BackupUserClusterResult;
+    assert.equal(result.outcome, 'skipped-busy');
+    assert.equal(result.backup, undefined);
+    assert.match(result.warnings.join(' '), /another backup or restore of user cluster/);
+    const description = await handle.describe();
+    assert.equal(description.status.name, 'COMPLETED');
+    assert.equal(keyword(description, EtcdOutcome), 'skipped-busy');
+  } finally {
+    await lock.terminate('test over');
+    await ops.deleteBackupSchedule(cluster).catch(() => undefined);
+  }
+});
+
+test('the backup records its keyspace fingerprint with the compact revision hashkv reports', async () => {
+  const backup = stored(await (await ops.startBackup(input())).result());
+  assert.equal(typeof backup.kvHash, 'number');
+  assert.equal(typeof backup.kvHashCompactRevision, 'number');
+  assert.equal(backup.origin, 'taken');
+  assert.equal(typeof backup.keyCount, 'number');
 });
 
 test('the simulator saw no protocol violation and no control-loop error', () => {

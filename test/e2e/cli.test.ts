@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,8 +16,12 @@ import {
   type BackupUserClusterResult,
   backupScheduleId,
 } from '../../workflows/contract/index.js';
-import { snapshotFileIn } from '../harness/backups.js';
-import { startTemporalTestContext, type TemporalTestContext } from '../harness/temporal.js';
+import { snapshotFileIn, stored } from '../harness/backups.js';
+import {
+  simWorkerConfig,
+  startTemporalTestContext,
+  type TemporalTestContext,
+} from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -27,15 +31,16 @@ let sim: SimCluster;
 let ctx: TemporalTestContext;
 let scratch: string;
 let backupDir: string;
+let configFile: string;
 
 before(async () => {
   scratch = mkdtempSync(join(tmpdir(), 'cli-test-'));
   backupDir = join(scratch, 'backups');
   sim = await startSimCluster({ members: 1, userClusterName: cluster, adminEtcd: false });
-  ctx = await startTemporalTestContext('cli', {
-    kubeconfig: sim.kubeconfigPath,
-    backupDir: backupDir,
-  });
+  ctx = await startTemporalTestContext('cli', { config: simWorkerConfig(sim, backupDir) });
+  // The worker's configuration as a file: `backups list` reads it as the worker does.
+  configFile = join(scratch, 'worker.yaml');
+  writeFileSync(configFile, JSON.stringify(simWorkerConfig(sim, backupDir)));
 });
 
 after(async () => {
@@ -76,8 +81,6 @@ function cli(args: string[], env: Record<string, string> = {}): Promise<CliRun> 
   });
 }
 
-const profileJson = () => JSON.stringify(sim.profile);
-
 async function workflowIds(): Promise<string[]> {
   const ids: string[] = [];
   for await (const w of ctx.env.client.workflow.list()) ids.push(w.workflowId);
@@ -101,10 +104,9 @@ describe('help', () => {
       [
         '--cluster',
         '--source-member',
-        '--kubeconfig',
-        '--backup-dir',
+        '--admin-cluster',
+        '--repository',
         '--keep-last',
-        '--profile-json',
         '--wait',
         '--json',
       ],
@@ -115,19 +117,27 @@ describe('help', () => {
         '--cluster',
         '--version',
         '--backup-id',
-        '--backup-path',
+        '--import-file',
         '--members',
         '--require-approval',
+        '--approval-timeout',
         '--delete-old-data-immediately',
-        '--kubeconfig',
-        '--backup-dir',
-        '--profile-json',
+        '--admin-cluster',
+        '--repository',
         '--wait',
       ],
     ],
     [
       ['restore', 'approve'],
       ['<workflow-id>', '--by'],
+    ],
+    [
+      ['restore', 'retry'],
+      ['<workflow-id>', '--by', 'needs-operator'],
+    ],
+    [
+      ['restore', 'hand-over'],
+      ['<workflow-id>', '--by', '--comment', 'needs-operator'],
     ],
     [['watch'], ['<workflow-id>']],
     [
@@ -144,7 +154,7 @@ describe('help', () => {
     ],
     [
       ['backups', 'list'],
-      ['--cluster', '--backup-dir', '--json'],
+      ['--cluster', '--repository', '--json', 'ETCD_HA_RESTORE_CONFIG'],
     ],
   ];
   test('each command documents its arguments and options', async () => {
@@ -169,16 +179,16 @@ describe('bad input', () => {
     ['keep-last that is no number', ['--cluster', cluster, '--keep-last', 'x'], /--keep-last/],
     ['keep-last 0', ['--cluster', cluster, '--keep-last', '0'], /retention\.keepLast: /],
     [
-      'a profile that is not JSON',
-      ['--cluster', cluster, '--profile-json', '{oops'],
-      /profile: not valid JSON/,
+      'an admin cluster name that is not a name',
+      ['--cluster', cluster, '--admin-cluster', '/root/.kube/config'],
+      /adminCluster: must be a DNS label.*\(check --admin-cluster\)/,
     ],
+    ['a path as the repository', ['--cluster', cluster, '--repository', '/'], /repository: /],
     [
-      'a profile with a bad endpoint',
-      ['--cluster', cluster, '--profile-json', '{"etcdEndpoint":"http://x"}'],
-      /profile\.etcdEndpoint: must be an https URL/,
+      'a flag that names a path',
+      ['--cluster', cluster, '--backup-dir', '/tmp'],
+      /unknown option '--backup-dir'/,
     ],
-    ['a relative backup dir', ['--cluster', cluster, '--backup-dir', 'rel'], /backupDir: /],
     ['no cluster', [], /--cluster/],
   ];
   for (const [name, args, expected] of cases) {
@@ -200,7 +210,7 @@ describe('bad input', () => {
       '1.5.0-gke.0',
     ]);
     assert.equal(restore.code, 2);
-    assert.match(restore.stderr, /backup: give exactly one of backupId or path/);
+    assert.match(restore.stderr, /backup: give exactly one of backupId or importFile/);
     const version = await cli([
       'restore',
       'start',
@@ -234,47 +244,41 @@ describe('against the simulated cluster', () => {
   let workflowId: string;
 
   test('backup start --wait prints the stored backup; --json gives the result', async () => {
-    const run = await cli([
-      'backup',
-      'start',
-      '--cluster',
-      cluster,
-      '--profile-json',
-      profileJson(),
-      '--wait',
-    ]);
+    const run = await cli(['backup', 'start', '--cluster', cluster, '--wait']);
     assert.equal(run.code, 0, run.stderr);
     const started = /^started backup (\S+) \(run \S+\)$/m.exec(run.stdout);
     assert.ok(started, run.stdout);
     assert.match(run.stdout, new RegExp(`^backup \\S+ of ${cluster} from kube-etcd-0, `, 'm'));
     assert.match(run.stdout, /sha256 [0-9a-f]{64}, revision \d+, \d+ keys/);
 
-    const json = await cli([
-      'backup',
-      'start',
-      '--cluster',
-      cluster,
-      '--profile-json',
-      profileJson(),
-      '--wait',
-      '--json',
-    ]);
+    const json = await cli(['backup', 'start', '--cluster', cluster, '--wait', '--json']);
     assert.equal(json.code, 0, json.stderr);
     const parsed = JSON.parse(json.stdout) as {
       workflowId: string;
       result: BackupUserClusterResult;
     };
-    backup = parsed.result.backup;
+    backup = stored(parsed.result);
     workflowId = parsed.workflowId;
     assert.equal(backup.userClusterName, cluster);
     assert.ok(existsSync(snapshotFileIn(backupDir, backup)));
   });
 
-  test('backups list reads the repository: by --backup-dir, or BACKUP_DIR as the worker', async () => {
-    const byFlag = await cli(['backups', 'list', '--cluster', cluster, '--backup-dir', backupDir]);
-    assert.equal(byFlag.code, 0, byFlag.stderr);
-    assert.match(byFlag.stdout, new RegExp(`^backup ${backup.id} of ${cluster}`, 'm'));
-    assert.ok(byFlag.stdout.includes(backup.sha256));
+  test("backups list reads the repository the worker's configuration names, or BACKUP_DIR", async () => {
+    const byFile = await cli(['backups', 'list', '--cluster', cluster], {
+      ETCD_HA_RESTORE_CONFIG: configFile,
+    });
+    assert.equal(byFile.code, 0, byFile.stderr);
+    assert.match(byFile.stdout, new RegExp(`^backup ${backup.id} of ${cluster}`, 'm'));
+    assert.ok(byFile.stdout.includes(backup.sha256));
+    const named = await cli(['backups', 'list', '--cluster', cluster, '--repository', 'local'], {
+      ETCD_HA_RESTORE_CONFIG: configFile,
+    });
+    assert.equal(named.code, 0, named.stderr);
+    const unknown = await cli(['backups', 'list', '--cluster', cluster, '--repository', 'nfs'], {
+      ETCD_HA_RESTORE_CONFIG: configFile,
+    });
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /no repository named "nfs" \(it serves: local\)/);
 
     const byEnv = await cli(['backups', 'list', '--cluster', cluster, '--json'], {
       BACKUP_DIR: backupDir,
@@ -284,7 +288,7 @@ describe('against the simulated cluster', () => {
     assert.equal(list.length, 2);
     assert.equal(list[0]?.id, backup.id, 'newest first');
 
-    const other = await cli(['backups', 'list', '--cluster', 'other', '--backup-dir', backupDir]);
+    const other = await cli(['backups', 'list', '--cluster', 'other'], { BACKUP_DIR: backupDir });
     assert.equal(other.code, 0);
     assert.match(other.stdout, /no backups of other/);
   });
@@ -309,8 +313,8 @@ describe('against the simulated cluster', () => {
       '6h',
       '--keep-last',
       '3',
-      '--profile-json',
-      profileJson(),
+      '--repository',
+      'local',
       '--paused',
       '--note',
       'made by the test',
@@ -328,7 +332,7 @@ describe('against the simulated cluster', () => {
         paused: boolean;
         note?: string;
         intervals: Array<{ everyMs: number }>;
-        input: { retention?: { keepLast: number }; profile?: unknown };
+        input: { retention?: { keepLast: number }; repository?: string };
       };
     };
     let d = await describeJson();
@@ -336,7 +340,7 @@ describe('against the simulated cluster', () => {
     assert.equal(d.note, 'made by the test');
     assert.deepEqual(d.intervals, [{ everyMs: 6 * 3600_000 }]);
     assert.deepEqual(d.input.retention, { keepLast: 3 });
-    assert.deepEqual(d.input.profile, sim.profile);
+    assert.equal(d.input.repository, 'local');
 
     const lines = await cli(['schedule', 'describe', '--cluster', cluster]);
     assert.equal(lines.code, 0, lines.stderr);
@@ -357,7 +361,7 @@ describe('against the simulated cluster', () => {
     d = await describeJson();
     assert.deepEqual(d.intervals, [{ everyMs: 12 * 3600_000 }]);
     assert.deepEqual(d.input.retention, { keepLast: 5 });
-    assert.deepEqual(d.input.profile, sim.profile, 'options not given are kept');
+    assert.equal(d.input.repository, 'local', 'options not given are kept');
 
     const badUpdate = await cli(['schedule', 'update', '--cluster', cluster, '--keep-last', '0']);
     assert.equal(badUpdate.code, 2);

@@ -8,7 +8,7 @@
  *     update's validator refuses a bad approval, and any approval of a restore that does
  *     not wait for one;
  *   - cancellation at the gate, after reversible changes (kube-etcd scaled to 0), and after
- *     the point of no return (replaceMemberData scheduled). The moments are taken from the
+ *     the point of no return (swapMemberData scheduled). The moments are taken from the
  *     workflow's history, never from a clock.
  *
  * Recorded histories: `RECORD_HISTORIES=<date>-<change> node --import tsx --test test/e2e/restore-control.test.ts`
@@ -44,7 +44,9 @@ import {
 } from '../../workflows/contract/index.js';
 import { type ProgressView, progressQuery } from '../../workflows/progress.js';
 import type { RestorePlan } from '../../workflows/restore/approval.js';
+import { stored } from '../harness/backups.js';
 import {
+  simWorkerConfig,
   startTemporalTestContext,
   type TemporalTestContext,
   temporalCli,
@@ -133,7 +135,6 @@ async function startRestore(extra: Partial<RestoreUserClusterInput> = {}) {
     userClusterName: ns,
     gkeOnPremVersion: '1.5.0-gke.0',
     backup: { backupId },
-    profile: sim.profile,
     ...extra,
   });
   started.push(handle);
@@ -143,8 +144,11 @@ async function startRestore(extra: Partial<RestoreUserClusterInput> = {}) {
 /** The data is the backup's, the cluster as before, and no protocol violation. */
 async function assertRestored(result: RestoreUserClusterResult): Promise<void> {
   assert.deepEqual(result.members, [0]);
+  assert.equal(result.outcome, 'restored');
   assert.ok(
-    result.verified.some((l) => /snapshot's keyspace/.test(l)),
+    result.verified.some((l) =>
+      /every member has hashkv \d+ at revision \d+, as recorded at backup/.test(l),
+    ),
     result.verified.join('\n'),
   );
   assert.equal(await sim.memberHealthy(0), true);
@@ -275,14 +279,13 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
   before(async () => {
     sim = await startSimCluster({ members: 1, userClusterName: ns, adminEtcd: false });
     ctx = await startTemporalTestContext('restore-control', {
-      kubeconfig: sim.kubeconfigPath,
-      backupDir: join(scratch, 'backups'),
+      config: simWorkerConfig(sim, join(scratch, 'backups')),
     });
     client = new EtcdOpsClient(ctx.env.client, ctx.taskQueue);
     await sim.waitReady(WAIT_MS);
     for (let i = 0; i < KEYS; i++) await sim.putKey(`/test/before/${i}`, `value-${i}`);
-    const handle = await client.startBackup({ userClusterName: ns, profile: sim.profile });
-    backupId = (await handle.result()).backup.id;
+    const handle = await client.startBackup({ userClusterName: ns });
+    backupId = stored(await handle.result()).id;
     await record('backup-user-cluster', handle);
     stateBefore = await clusterState();
     assert.equal(stateBefore.pdbSpec !== null, true, 'the cluster has its PDB');
@@ -324,7 +327,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     assert.equal(await sim.getKey(AFTER_BACKUP), 'must not survive a restore');
     assert.deepEqual(
       (await activities(handle)).map((a) => a.type),
-      ['resolveSnapshotToRestore', 'inspectUserCluster'],
+      ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster'],
     );
 
     // The update's validator refuses an approval that names nobody; the restore still waits.
@@ -341,7 +344,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
         '{"approvedBy":" "}',
       ]),
     );
-    assert.match(refused, /approvedBy must name who approves/);
+    assert.match(refused, /approvedBy: must name who decides/);
     assert.equal((await handle.describe()).status.name, 'RUNNING');
 
     await temporalCli(ctx.server, [
@@ -449,7 +452,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     await assertUntouched();
     assert.deepEqual(
       (await activities(handle)).map((a) => a.type),
-      ['resolveSnapshotToRestore', 'inspectUserCluster'],
+      ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster'],
     );
     await record('restore-cancelled-at-gate', handle);
   });
@@ -458,32 +461,39 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     timeout: TEST_TIMEOUT_MS,
   }, async () => {
     await prepare();
+    // Held at its last step before the point of no return, stopping etcd (the scale of
+    // kube-etcd answers 503, retried), with everything else already changed.
+    sim.faults.failNext(1_000_000, 503, {
+      verb: 'patch',
+      resource: 'statefulsets',
+      subresource: 'scale',
+      name: 'kube-etcd',
+    });
     const handle = await startRestore();
-    await waitFor('kube-etcd scaled to 0', async () =>
-      (await activities(handle)).some(
-        (a) =>
-          a.type === 'scaleTo' &&
-          a.completed &&
-          (a.input as { name?: string; replicas?: number }).name === 'kube-etcd' &&
-          (a.input as { replicas?: number }).replicas === 0,
-      )
-        ? true
-        : undefined,
+    await waitFor('stopping etcd, everything else changed', async () =>
+      (await activities(handle)).some((a) => a.type === 'stopEtcdMembers') ? true : undefined,
     );
     await handle.cancel();
+    sim.faults.clear(); // the undo scales kube-etcd back
     await assertCancelled(handle);
 
     const done = await activities(handle);
     assert.equal(
-      done.some((a) => a.type === 'replaceMemberData'),
+      done.some((a) => a.type === 'swapMemberData'),
       false,
       'no data was replaced',
     );
     const progress: ProgressView = await handle.query(progressQuery);
-    for (const undo of ['H9 re-create the PDB', 'scale kube-etcd back', 'delete etcd-utility-0'])
+    for (const undo of [
+      'PodDisruptionBudget kube-apiserver-pdb deleted',
+      'kube-etcd at 0 replicas',
+      'restored data in scratch space',
+      'utility pod etcd-utility-0 exists',
+      'ConfigMap',
+    ])
       assert.ok(
-        progress.log.some((l) => l.endsWith(`undo: ${undo}`)),
-        progress.log.join('\n'),
+        progress.log.some((l) => l.includes(`undo: ${undo}`)),
+        `${undo}: ${progress.log.join('\n')}`,
       );
     await assertUntouched();
     await record('restore-cancelled-before-ponr', handle);
@@ -494,16 +504,14 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
   }, async () => {
     await prepare();
     const handle = await startRestore();
-    await waitFor('replaceMemberData scheduled', async () =>
-      (await activities(handle)).some((a) => a.type === 'replaceMemberData') ? true : undefined,
+    await waitFor('swapMemberData scheduled', async () =>
+      (await activities(handle)).some((a) => a.type === 'swapMemberData') ? true : undefined,
     );
     await handle.cancel();
     const result: RestoreUserClusterResult = await handle.result();
     assert.ok(
-      result.verified.some((l) =>
-        /cancellation was requested after the point of no return/.test(l),
-      ),
-      result.verified.join('\n'),
+      result.notes.some((l) => /cancellation was requested after the point of no return/.test(l)),
+      result.notes.join('\n'),
     );
     const description = await handle.describe();
     assert.equal(description.status.name, 'COMPLETED');

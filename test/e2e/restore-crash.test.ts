@@ -6,7 +6,9 @@
  *
  *   1. the worker is SIGKILLed at every step boundary (each time an activity completes,
  *      the process that completed it is killed and a new one started), and inside two
- *      activities: mid-copy of the snapshot into a utility pod, and mid data replacement;
+ *      activities: mid-copy of the snapshot into a utility pod, and mid restore of a
+ *      member's snapshot into scratch space (the swap that follows is two renames; the
+ *      unit tests of the member data scripts kill it at every line);
  *   2. the Temporal server is restarted (same database, same port) after the point of no
  *      return;
  *   3. the simulated API server answers 429/500/503 and cuts exec streams, spread over the
@@ -17,9 +19,8 @@
  * no protocol violation recorded by the simulator.
  *
  * How long a kill costs. A killed worker's attempts are only noticed by Temporal through
- * timeouts: 30 s of missing heartbeats for the long steps, 2 minutes start-to-close for
- * the quick ones. Waiting for those at every one of ~30 boundaries would take far too
- * long, so after a boundary kill the test plays a fast failure detector: an attempt
+ * timeouts: 60 s of missing heartbeats (every activity heartbeats). Waiting for those at
+ * every one of ~35 boundaries would take far too long, so after a boundary kill the test plays a fast failure detector: an attempt
  * still held by a process it killed is failed by activity id (as its timeout would have
  * done) and Temporal retries it on the new worker. The two kills inside activities are
  * left to Temporal's real heartbeat timeout, and the test checks that it fired.
@@ -42,10 +43,10 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { EtcdOpsClient } from '../../client/client.js';
 import type { RestoreUserClusterResult } from '../../workflows/contract/index.js';
-import { snapshotFileIn } from '../harness/backups.js';
+import { snapshotFileIn, stored } from '../harness/backups.js';
 import { type ControlPlaneState, readControlPlane } from '../harness/control-plane.js';
 import { freePort } from '../harness/ports.js';
-import { type DevServer, startDevServer } from '../harness/temporal.js';
+import { type DevServer, simWorkerConfig, startDevServer } from '../harness/temporal.js';
 import { readTools } from '../harness/tools.js';
 import {
   startWorkerProcess,
@@ -192,8 +193,8 @@ async function prepareCluster(
     address: server?.address ?? '',
     namespace: 'default',
     taskQueue,
-    kubeconfig: sim.kubeconfigPath,
-    backupDir: join(scratch, `backups-${name}`),
+    config: simWorkerConfig(sim, join(scratch, `backups-${name}`)),
+    configFile: join(scratch, `worker-${name}.yaml`),
   });
   fleet.start();
   const ops = new EtcdOpsClient(client, taskQueue);
@@ -206,9 +207,7 @@ async function prepareCluster(
     await putFromStdin(sim, `/test/big/${i}`, value);
     big.set(`/test/big/${i}`, value);
   }
-  const backup = await (
-    await ops.startBackup({ userClusterName: ns, profile: sim.profile })
-  ).result();
+  const backup = stored(await (await ops.startBackup({ userClusterName: ns })).result());
   await sim.putKey('/test/after-backup', 'must not survive the restore');
   const replicasBefore = await readControlPlane(sim, ns);
 
@@ -230,8 +229,8 @@ async function prepareCluster(
     taskQueue,
     fleet,
     ops,
-    backupId: backup.backup.id,
-    snapshotPath: snapshotFileIn(join(scratch, `backups-${name}`), backup.backup),
+    backupId: backup.id,
+    snapshotPath: snapshotFileIn(join(scratch, `backups-${name}`), backup),
     big,
     replicasBefore,
   };
@@ -242,7 +241,6 @@ function startRestore(c: PreparedCluster): Promise<WorkflowHandle> {
     userClusterName: c.ns,
     gkeOnPremVersion: '1.5.0-gke.0',
     backup: { backupId: c.backupId },
-    profile: c.sim.profile,
   });
 }
 
@@ -252,7 +250,13 @@ async function assertRestored(c: PreparedCluster, result: RestoreUserClusterResu
   assert.deepEqual(result.members, [0, 1, 2]);
   assert.equal(result.backupId, c.backupId);
   assert.ok(Array.isArray(result.verified) && result.verified.length > 0, 'verified is present');
-  for (const pattern of [/3\/3 members healthy/, /one cluster ID/, /snapshot's keyspace/]) {
+  assert.equal(result.outcome, 'restored');
+  for (const pattern of [
+    /3\/3 members healthy/,
+    /one cluster ID/,
+    /3 distinct member IDs/,
+    /every member has hashkv/,
+  ]) {
     assert.ok(
       result.verified.some((line) => pattern.test(line)),
       `${pattern}: ${result.verified.join('\n')}`,
@@ -413,7 +417,7 @@ function partSize(sim: SimCluster, ns: string, pod: string): number | undefined 
   }
 }
 
-/** Members whose data replacement has restored into scratch space but not swapped yet. */
+/** Members whose restore into scratch space is under way (an attempt directory, nothing swapped). */
 function membersMidReplacement(sim: SimCluster, ns: string): number[] {
   return [0, 1, 2].filter((m) => {
     const dir = sim.pvcHostDir(ns, `data-kube-etcd-${m}`);
@@ -434,7 +438,7 @@ function membersMidReplacement(sim: SimCluster, ns: string): number[] {
 // ------------------------------------------------------------------ the tests
 
 describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 * MINUTE }, () => {
-  test('worker SIGKILLed at every step boundary, mid-copy and mid data replacement', {
+  test('worker SIGKILLed at every step boundary, mid-copy and mid restore into scratch space', {
     timeout: 15 * MINUTE,
   }, async () => {
     const c = await prepareCluster('kill', { bigValues: 28 });
@@ -500,16 +504,16 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
         }
       }
 
-      // Inside an activity: a member's data restored into scratch space, not swapped yet.
+      // Inside an activity: a member's snapshot being restored into scratch space.
       if (!midReplaceMembers && isRunning(d)) {
         const replacing = pending.filter(
-          (p) => p.activityType?.name === 'replaceMemberData' && p.state === ACTIVITY_STARTED,
+          (p) => p.activityType?.name === 'restoreIntoScratch' && p.state === ACTIVITY_STARTED,
         );
         const members = replacing.length > 0 ? membersMidReplacement(sim, ns) : [];
         if (members.length > 0) {
           await killAndReplace();
           midReplaceMembers = members;
-          midActivity.push(`replaceMemberData with members ${members.join(',')} half-done`);
+          midActivity.push(`restoreIntoScratch with members ${members.join(',')} half-done`);
           for (const q of replacing) spared.set(q.activityId ?? '', q.attempt ?? 0);
         }
       }
@@ -552,7 +556,10 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
     }
     assert.ok(completed.length >= 25, `${completed.length} activities completed`);
     assert.ok(midCopyPart, 'the worker was killed half-way through a copy into a pod');
-    assert.ok(midReplaceMembers, 'the worker was killed half-way through a data replacement');
+    assert.ok(
+      midReplaceMembers,
+      'the worker was killed half-way through a restore into scratch space',
+    );
     assert.ok(
       heartbeatTimeouts >= 2,
       `Temporal's heartbeat timeout retried the attempts killed mid-activity (${heartbeatTimeouts})`,
@@ -581,11 +588,11 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
     const t0 = Date.now();
     const handle = await startRestore(c);
 
-    // Wait for the point of no return: data replacement scheduled.
+    // Wait for the point of no return: a swap of member data scheduled.
     let before: HistoryEvent[] = [];
     for (;;) {
       before = await historyEvents(handle);
-      const ponr = activitiesOf(before).some((a) => a.type === 'replaceMemberData');
+      const ponr = activitiesOf(before).some((a) => a.type === 'swapMemberData');
       if (ponr) break;
       const d = await tryDescribe(handle);
       assert.ok(
@@ -655,7 +662,7 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
       if (!d) continue;
       if (!isRunning(d)) break;
       const runs = activitiesOf(await historyEvents(handle));
-      // A member prepared while others are not: its next exec is the data replacement.
+      // A member whose snapshot is checked while others' are not: its next exec is the restore into scratch.
       if (!replaceDrop) {
         const checked = runs.filter(
           (r) => r.type === 'checkSnapshotInPod' && r.completedBy !== undefined,
@@ -667,7 +674,7 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
         }
       }
       // After the point of no return: scaling back, H9, etcd commands.
-      if (!afterPonr && runs.some((r) => r.type === 'replaceMemberData')) {
+      if (!afterPonr && runs.some((r) => r.type === 'swapMemberData')) {
         afterPonr = true;
         failNext(2, 500, {
           verb: 'patch',

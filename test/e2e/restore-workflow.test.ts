@@ -5,18 +5,23 @@
  * are there, keys written after the backup are not.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { connectKube } from '../../activities/kube/client.js';
+import { FileSystemBackupStore } from '../../activities/repository/fs-store.js';
 import { EtcdOpsClient } from '../../client/client.js';
 import type { RestoreUserClusterResult } from '../../workflows/contract/index.js';
-import { snapshotFileIn } from '../harness/backups.js';
+import { snapshotFileIn, stored } from '../harness/backups.js';
 import { readControlPlane } from '../harness/control-plane.js';
-import { startTemporalTestContext, type TemporalTestContext } from '../harness/temporal.js';
+import {
+  simWorkerConfig,
+  startTemporalTestContext,
+  type TemporalTestContext,
+} from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'restore-workflow-'));
@@ -31,8 +36,9 @@ for (const members of [1, 3] as const) {
     before(async () => {
       sim = await startSimCluster({ members, userClusterName: ns, adminEtcd: false });
       ctx = await startTemporalTestContext(`restore-${members}`, {
-        kubeconfig: sim.kubeconfigPath,
-        backupDir: join(scratch, `backups-${members}`),
+        config: simWorkerConfig(sim, join(scratch, `backups-${members}`), {
+          importInbox: join(scratch, `inbox-${members}`),
+        }),
       });
       client = new EtcdOpsClient(ctx.env.client, ctx.taskQueue);
     });
@@ -43,9 +49,7 @@ for (const members of [1, 3] as const) {
 
     test('corrupt members are restored from the backup and the cluster verified', async () => {
       for (let i = 0; i < 20; i++) await sim.putKey(`/test/before/${i}`, `value-${i}`);
-      const backup = await (
-        await client.startBackup({ userClusterName: ns, profile: sim.profile })
-      ).result();
+      const backup = stored(await (await client.startBackup({ userClusterName: ns })).result());
       await sim.putKey('/test/after-backup', 'must not survive the restore');
       const replicasBefore = await readControlPlane(sim, ns);
 
@@ -66,8 +70,7 @@ for (const members of [1, 3] as const) {
       const handle = await client.startRestore({
         userClusterName: ns,
         gkeOnPremVersion: '1.5.0-gke.0',
-        backup: { backupId: backup.backup.id },
-        profile: sim.profile,
+        backup: { backupId: backup.id },
       });
       const result: RestoreUserClusterResult = await handle.result();
       assert.deepEqual(result.members, members === 1 ? [0] : [0, 1, 2]);
@@ -75,8 +78,15 @@ for (const members of [1, 3] as const) {
         result.verified.some((line) => /members healthy/.test(line)),
         result.verified.join('\n'),
       );
+      assert.equal(result.outcome, 'restored');
       assert.ok(
-        result.verified.some((line) => /snapshot's keyspace/.test(line)),
+        result.verified.some((line) =>
+          /every member has hashkv \d+ at revision \d+, as recorded at backup/.test(line),
+        ),
+        result.verified.join('\n'),
+      );
+      assert.ok(
+        result.verified.some((line) => new RegExp(`^${members} distinct member IDs$`).test(line)),
         result.verified.join('\n'),
       );
 
@@ -103,32 +113,48 @@ for (const members of [1, 3] as const) {
     });
 
     if (members === 1) {
-      test('a snapshot file given by path is imported, verified and restored', async () => {
-        const backup = await (
-          await client.startBackup({ userClusterName: ns, profile: sim.profile })
-        ).result();
+      test('a snapshot file put in the import inbox is imported (0600, marked), verified and restored', async () => {
+        const backup = stored(await (await client.startBackup({ userClusterName: ns })).result());
         await sim.putKey('/test/after-file-backup', 'must not survive');
+        const inbox = join(scratch, `inbox-${members}`);
+        mkdirSync(inbox, { recursive: true });
+        copyFileSync(
+          snapshotFileIn(join(scratch, `backups-${members}`), backup),
+          join(inbox, 'from-elsewhere.db'),
+        );
+        chmodSync(join(inbox, 'from-elsewhere.db'), 0o644);
         const result = await (
           await client.startRestore({
             userClusterName: ns,
             gkeOnPremVersion: '1.5.0-gke.0',
-            backup: { path: snapshotFileIn(join(scratch, `backups-${members}`), backup.backup) },
-            profile: sim.profile,
+            backup: { importFile: 'from-elsewhere.db' },
           })
         ).result();
         assert.match(result.backupId, /^import-/, 'restored from the imported copy');
+        const imported = await new FileSystemBackupStore(join(scratch, `backups-${members}`)).get({
+          userClusterName: ns,
+          backupId: result.backupId,
+        });
+        assert.equal(imported.origin, 'imported');
+        assert.equal(imported.sourcePod, 'import:from-elsewhere.db');
+        assert.equal(
+          statSync(snapshotFileIn(join(scratch, `backups-${members}`), imported)).mode & 0o777,
+          0o600,
+        );
+        assert.ok(
+          result.verified.some((l) => /not compared with the backup: it recorded no hash/.test(l)),
+          'an import does not claim a hash match',
+        );
         assert.equal(await sim.getKey('/test/after-file-backup'), undefined);
         assert.equal(await sim.getKey('/test/before/0'), 'value-0');
         assert.deepEqual(sim.violations, []);
       });
 
       test('a corrupt backup is refused before any change', async () => {
-        const backup = await (
-          await client.startBackup({ userClusterName: ns, profile: sim.profile })
-        ).result();
+        const backup = stored(await (await client.startBackup({ userClusterName: ns })).result());
         // Flip one byte in the middle of the stored snapshot.
-        const { openSync, readSync, writeSync, closeSync, statSync } = await import('node:fs');
-        const path = snapshotFileIn(join(scratch, `backups-${members}`), backup.backup);
+        const { openSync, readSync, writeSync, closeSync } = await import('node:fs');
+        const path = snapshotFileIn(join(scratch, `backups-${members}`), backup);
         const fd = openSync(path, 'r+');
         const middle = Math.floor(statSync(path).size / 2);
         const byte = Buffer.alloc(1);
@@ -146,8 +172,7 @@ for (const members of [1, 3] as const) {
         const handle = await client.startRestore({
           userClusterName: ns,
           gkeOnPremVersion: '1.5.0-gke.0',
-          backup: { backupId: backup.backup.id },
-          profile: sim.profile,
+          backup: { backupId: backup.id },
         });
         const error = await handle.result().then(
           () => assert.fail('the restore of a corrupt backup must fail'),

@@ -10,7 +10,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import {
   connectionFlags,
-  type EtcdctlCommand,
   endpointHealthCommand,
   parseSnapshotStatus,
   snapshotSaveCommand,
@@ -105,12 +104,12 @@ export async function makeTlsFiles(dir: string, ips: string[]): Promise<TlsFiles
   return { dir, caFile: 'ca.crt', certFile: 'member.crt', keyFile: 'member.key' };
 }
 
-/** Runs an etcdctl command line as given, with only PATH and its own env. */
-export async function runEtcdctl(cmd: EtcdctlCommand): Promise<{ stdout: string; stderr: string }> {
-  const [file, ...args] = cmd.argv;
+/** Runs an etcdctl command line as given, with only PATH in its environment. */
+export async function runEtcdctl(argv: string[]): Promise<{ stdout: string; stderr: string }> {
+  const [file, ...args] = argv;
   if (!file) throw new Error('empty argv');
   return execFileAsync(file, args, {
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...cmd.env },
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
     maxBuffer: 16 * 1024 * 1024,
   });
 }
@@ -254,10 +253,7 @@ export async function makeRealSnapshot(
   try {
     await waitUntil('etcd to answer', () => runEtcdctl(endpointHealthCommand(profile)), [etcd]);
     for (const [key, value] of Object.entries(keys)) {
-      await runEtcdctl({
-        argv: ['etcdctl', ...connectionFlags(profile), 'put', key, value],
-        env: { ETCDCTL_API: '3' },
-      });
+      await runEtcdctl(['etcdctl', ...connectionFlags(profile), 'put', key, value]);
     }
     const path = join(dir, 'snapshot.db');
     await runEtcdctl(snapshotSaveCommand(profile, path));

@@ -13,9 +13,13 @@ import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import {
+  parseWorkerConfig,
+  type WorkerConfigInput,
+} from '../../activities/config/worker-config.js';
 import { createActivities } from '../../activities/index.js';
 import { activityDeps, workflowsPath } from '../../worker/create-worker.js';
-import { SEARCH_ATTRIBUTES } from '../../workflows/contract/index.js';
+import { type ClusterProfile, SEARCH_ATTRIBUTES } from '../../workflows/contract/index.js';
 import { freePort } from './ports.js';
 import { readTools } from './tools.js';
 
@@ -182,14 +186,31 @@ export interface TemporalTestContext {
 }
 
 /**
+ * A worker configuration serving one simulated admin cluster (named `sim`, with the
+ * simulator's profile) and one repository (named `local`): workflow inputs then need no
+ * names at all, as with a real worker that serves one of each.
+ */
+export function simWorkerConfig(
+  sim: { kubeconfigPath: string; profile: ClusterProfile },
+  backupDir: string,
+  extra: Partial<WorkerConfigInput> = {},
+): WorkerConfigInput {
+  return {
+    adminClusters: { sim: { kubeconfig: sim.kubeconfigPath, profile: sim.profile } },
+    repositories: { local: { path: backupDir } },
+    ...extra,
+  };
+}
+
+/**
  * A dev server, a client and a running worker on a fresh task queue. The worker's
- * activities are the real ones, built from `deps` (the simulated cluster's kubeconfig, a
- * temporary repository), or `activities` when given (mocks, for workflow-logic tests).
+ * activities are the real ones, built from the worker configuration `config` (see
+ * `simWorkerConfig`), or `activities` when given (mocks, for workflow-logic tests).
  * Call `teardown` from an `after` hook so it runs even when a test fails.
  */
 export async function startTemporalTestContext(
   name: string,
-  options: { kubeconfig?: string; backupDir?: string; activities?: object } = {},
+  options: { config?: WorkerConfigInput; activities?: object } = {},
 ): Promise<TemporalTestContext> {
   const server = await startDevServer();
   const scratch = mkdtempSync(join(tmpdir(), 'etcd-ha-restore-test-'));
@@ -206,10 +227,15 @@ export async function startTemporalTestContext(
     activities:
       options.activities ??
       createActivities(
-        activityDeps({
-          adminKubeconfig: options.kubeconfig,
-          backupDir: options.backupDir ?? join(scratch, 'backups'),
-        }),
+        activityDeps(
+          parseWorkerConfig(
+            options.config ?? {
+              adminClusters: {},
+              repositories: { local: { path: join(scratch, 'backups') } },
+            },
+            'the test',
+          ),
+        ),
       ),
   });
   const running = worker.run();

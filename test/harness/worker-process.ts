@@ -5,8 +5,10 @@
  * process exits, even if a test forgot to.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import type { WorkerConfigInput } from '../../activities/config/worker-config.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 120_000;
@@ -18,10 +20,10 @@ export interface WorkerProcessOptions {
   namespace: string;
   /** TEMPORAL_TASK_QUEUE */
   taskQueue: string;
-  /** ADMIN_CLUSTER_KUBECONFIG */
-  kubeconfig: string;
-  /** BACKUP_DIR */
-  backupDir: string;
+  /** The worker's configuration, written (as JSON, which is YAML) to `configFile`. */
+  config: WorkerConfigInput;
+  /** ETCD_HA_RESTORE_CONFIG */
+  configFile: string;
 }
 
 export interface WorkerProcess {
@@ -47,15 +49,21 @@ process.once('exit', () => {
 
 /** Starts a worker process; `ready` resolves when it polls its task queue. */
 export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess {
+  writeFileSync(options.configFile, JSON.stringify(options.config, null, 2));
+  const {
+    ADMIN_CLUSTER_KUBECONFIG: _kubeconfig,
+    BACKUP_DIR: _backupDir,
+    IMPORT_INBOX: _inbox,
+    ...inherited
+  } = process.env;
   const child = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts'], {
     cwd: REPO_ROOT,
     env: {
-      ...process.env,
+      ...inherited,
       TEMPORAL_ADDRESS: options.address,
       TEMPORAL_NAMESPACE: options.namespace,
       TEMPORAL_TASK_QUEUE: options.taskQueue,
-      ADMIN_CLUSTER_KUBECONFIG: options.kubeconfig,
-      BACKUP_DIR: options.backupDir,
+      ETCD_HA_RESTORE_CONFIG: options.configFile,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

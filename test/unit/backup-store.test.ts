@@ -79,6 +79,7 @@ function commitRequest(createdAt = '2026-11-27T18:30:00Z'): CommitRequest {
     revision: snapshot.status.revision,
     totalKeys: snapshot.status.totalKey,
     etcdHash: snapshot.status.hash,
+    origin: 'taken',
     toolVersions: { etcdctl: '3.4.23' },
   };
 }
@@ -421,32 +422,60 @@ test('backupsToKeep never drops the newest, even with keepLast 0', () => {
 test('a snapshot file on the worker is imported as a backup (0600), verified like any other', async () => {
   const store = newStore();
   const key = { userClusterName: 'c1', backupId: 'import-1' };
-  const record = await importSnapshotFile(store, etcdctl, key, snapshot.path);
+  const inbox = (name: string, path = snapshot.path) => ({ name, path });
+  const record = await importSnapshotFile(store, etcdctl, key, inbox('snap.db'));
   assert.equal(record.sha256, sha256(snapshotBytes));
   assert.equal(record.sizeBytes, snapshotBytes.length);
   assert.equal(record.revision, snapshot.status.revision);
   assert.equal(record.etcdHash, snapshot.status.hash);
-  assert.equal(record.sourcePod, `file:${snapshot.path}`);
+  assert.equal(record.sourcePod, 'import:snap.db', 'the file name, never the path on the worker');
+  assert.equal(record.origin, 'imported');
   assert.deepEqual(await readFile(await store.localFile(key)), snapshotBytes);
   assert.equal(await mode(await store.localFile(key)), 0o600);
   assert.equal((await verifyStoredBackup(store, etcdctl, key)).record.id, 'import-1');
-  assert.deepEqual(await importSnapshotFile(store, etcdctl, key, snapshot.path), record);
+  assert.deepEqual(await importSnapshotFile(store, etcdctl, key, inbox('snap.db')), record);
 
   const notASnapshot = join(tmp, 'not-a-snapshot.db');
   await writeFile(notASnapshot, 'hello');
   await rejectsWith(
-    importSnapshotFile(store, etcdctl, { ...key, backupId: 'import-2' }, notASnapshot),
+    importSnapshotFile(
+      store,
+      etcdctl,
+      { ...key, backupId: 'import-2' },
+      inbox('n.db', notASnapshot),
+    ),
     FailureType.BackupCorrupt,
     /not a usable etcd snapshot/,
   );
   await rejectsWith(
-    importSnapshotFile(store, etcdctl, { ...key, backupId: 'import-3' }, join(tmp, 'missing.db')),
+    importSnapshotFile(
+      store,
+      etcdctl,
+      { ...key, backupId: 'import-3' },
+      inbox('missing.db', join(tmp, 'missing.db')),
+    ),
     FailureType.BackupNotFound,
-    /no snapshot file/,
+    /no file missing.db in the import inbox/,
   );
   assert.deepEqual(
     (await store.list('c1')).map((b) => b.id),
     ['import-1'],
     'nothing half-imported is listed',
+  );
+});
+
+test('retention counts and prunes taken backups only: imports are neither counted nor removed', async () => {
+  const store = newStore();
+  const taken = [];
+  for (const at of ['2026-11-25T10:00:00Z', '2026-11-26T10:00:00Z', '2026-11-27T10:00:00Z']) {
+    taken.push(await storeSnapshot(store, at));
+  }
+  const imported = { userClusterName: CLUSTER, backupId: 'import-0123456789ab' };
+  await importSnapshotFile(store, etcdctl, imported, { name: 'snap.db', path: snapshot.path });
+  const deleted = await pruneBackups(store, CLUSTER, { keepLast: 2, keepDaily: 0, keepWeekly: 0 });
+  assert.deepEqual(deleted, [taken[0]?.id]);
+  assert.deepEqual(
+    (await store.list(CLUSTER)).map((b) => b.id).sort(),
+    [taken[1]?.id, taken[2]?.id, imported.backupId].sort(),
   );
 });

@@ -7,7 +7,14 @@ import {
   clusterProfileSchema,
   FailureType,
 } from '../../workflows/contract/index.js';
-import { checkCluster, type VerifyInput, verifyRestore } from '../../workflows/restore/checks.js';
+import {
+  changesSince,
+  checkCluster,
+  originalReplicas,
+  type RestoredEtcd,
+  verifyControlPlane,
+  verifyRestoredEtcd,
+} from '../../workflows/restore/checks.js';
 
 const profile = clusterProfileSchema.parse({});
 
@@ -27,7 +34,9 @@ function inventory(members: number, change: Partial<ClusterInventory> = {}): Clu
     etcdReplicas: members,
     apiserverReplicas: 3,
     maintenanceReplicas: 1,
+    ready: { etcd: members - 1, apiserver: 0, maintenance: 1 },
     pdbPresent: true,
+    etcdStatefulSet: { podManagementPolicy: 'Parallel', readiness: 'none' },
     ...change,
   };
 }
@@ -50,10 +59,7 @@ describe('checkCluster', () => {
   });
 
   test('every problem is named at once, and it says nothing was changed', () => {
-    const broken = inventory(3, {
-      dataClaims: ['data-kube-etcd-0'],
-      nodes: ['node-0', 'node-1'],
-    });
+    const broken = inventory(3, { dataClaims: ['data-kube-etcd-0'], nodes: ['node-0', 'node-1'] });
     failsWith(
       () => checkCluster(broken, undefined, profile),
       FailureType.ClusterState,
@@ -75,52 +81,137 @@ describe('checkCluster', () => {
     for (const m of shared.members) m.nodeName = 'node-0';
     failsWith(() => checkCluster(shared, undefined, profile), 'ClusterState', /same node/);
   });
+
+  test('OrderedReady with a probe that needs quorum cannot start 3 restored members: refused up front', () => {
+    const shape = (
+      podManagementPolicy: 'OrderedReady' | 'Parallel',
+      readiness: 'none' | 'local' | 'quorum',
+    ) =>
+      inventory(3, {
+        etcdStatefulSet: {
+          podManagementPolicy,
+          readiness,
+          readinessProbe: 'exec etcdctl endpoint health',
+        },
+      });
+    failsWith(
+      () => checkCluster(shape('OrderedReady', 'quorum'), undefined, profile),
+      FailureType.ClusterState,
+      /OrderedReady and a readiness probe that needs quorum.*kube-etcd-0 cannot become Ready before kube-etcd-1 runs/,
+    );
+    // What a real cluster may have been created with and can be restored:
+    for (const [policy, readiness] of [
+      ['OrderedReady', 'local'],
+      ['OrderedReady', 'none'],
+      ['Parallel', 'quorum'],
+      ['Parallel', 'local'],
+    ] as const) {
+      assert.equal(
+        checkCluster(shape(policy, readiness), undefined, profile),
+        3,
+        `${policy} ${readiness}`,
+      );
+    }
+    // One member is its own quorum.
+    const one = inventory(1, {
+      etcdStatefulSet: { podManagementPolicy: 'OrderedReady', readiness: 'quorum' },
+    });
+    assert.equal(checkCluster(one, undefined, profile), 1);
+  });
+
+  test('after an abandoned restore (workloads at 0), the recorded originals count', () => {
+    const left = inventory(3, {
+      etcdReplicas: 0,
+      apiserverReplicas: 0,
+      maintenanceReplicas: 0,
+      previousRestore: {
+        workflowId: 'old',
+        startedAt: '2026-11-30T10:00:00Z',
+        replicas: { etcd: 3, apiserver: 3, maintenance: 1 },
+      },
+    });
+    assert.deepEqual(originalReplicas(left), { etcd: 3, apiserver: 3, maintenance: 1 });
+    assert.equal(checkCluster(left, undefined, profile), 3, 'not "0 replicas: only 1 or 3"');
+  });
 });
 
-describe('verifyRestore', () => {
-  const good = (): VerifyInput => ({
+describe('changesSince the approved plan', () => {
+  test('the same cluster: no change; another node or replica count: named', () => {
+    assert.deepEqual(changesSince(inventory(3), inventory(3), 3), []);
+    const moved = inventory(3);
+    (moved.members[1] as { nodeName: string }).nodeName = 'node-9';
+    const changes = changesSince(inventory(3), { ...moved, apiserverReplicas: 5 }, 3);
+    assert.equal(changes.length, 2);
+    assert.match(changes.join('; '), /replicas: .*"apiserver":3.* then, .*"apiserver":5.* now/);
+    assert.match(changes.join('; '), /node of member 1: "node-1" then, "node-9" now/);
+  });
+});
+
+describe('verifyRestoredEtcd (before H7)', () => {
+  const good = (): RestoredEtcd => ({
     members: 3,
-    record: { revision: 100, keyCount: 20, kvHash: 4242 },
+    record: { revision: 100, keyCount: 20, kvHash: 4242, kvHashCompactRevision: 50 },
     health: {
       health: [0, 1, 2].map((n) => ({ endpoint: `e${n}`, health: true })),
       clusterIds: ['111'],
+      memberIds: ['1', '2', '3'],
       revisions: [100, 101, 100],
+      versions: ['3.4.23', '3.4.23', '3.4.23'],
     },
     keyspace: {
       keyCount: 20,
-      hashes: [0, 1, 2].map((n) => ({ endpoint: `e${n}`, memberId: String(n), hash: 4242 })),
+      hashes: [0, 1, 2].map((n) => ({
+        endpoint: `e${n}`,
+        memberId: String(n),
+        hash: 4242,
+        compactRevision: 50,
+      })),
     },
-    before: inventory(3),
-    after: inventory(3),
-    pdbSaved: true,
-    profile,
   });
 
-  test('a right restore: every check passed is one line', () => {
-    const lines = verifyRestore(good());
-    assert.deepEqual(lines, [
+  test('a right restore: every check passed is one line, and claims only what was checked', () => {
+    assert.deepEqual(verifyRestoredEtcd(good()), [
       '3/3 members healthy',
       'one cluster ID (111)',
+      '3 distinct member IDs',
       "revision 100 ≥ the snapshot's 100",
-      "every member holds the snapshot's keyspace at revision 100 (hashkv 4242, as recorded at backup)",
-      '20 keys at revision 100',
-      'kube-etcd back to 3 replicas',
-      'kube-apiserver back to 3 replicas',
-      'gke-master-etcd-maintenance back to 1 replicas',
-      'PodDisruptionBudget re-created with its saved spec',
+      '20 keys at revision 100, as recorded at backup',
+      'every member has hashkv 4242 at revision 100, as recorded at backup (compact revision 50)',
     ]);
   });
 
-  test('without a recorded hash, the line does not claim one was compared', () => {
+  test('a hash read at another compact revision is not compared, and the line says why', () => {
     const v = good();
-    v.record = { revision: 100 };
-    const lines = verifyRestore(v);
+    for (const h of v.keyspace.hashes) {
+      h.hash = 9999;
+      h.compactRevision = 40;
+    }
+    const lines = verifyRestoredEtcd(v);
     assert.ok(
-      lines.includes("every member holds the snapshot's keyspace at revision 100 (hashkv 4242)"),
+      lines.includes(
+        "every member has hashkv 9999 at revision 100; not compared with the backup's: it was read at compact revision 50, the restored members are at 40 (a compaction ran between the snapshot and the reading)",
+      ),
+      lines.join('\n'),
     );
   });
 
-  const failures: Array<[string, (v: VerifyInput) => void, RegExp]> = [
+  test('an imported snapshot (no recorded hash or count) does not claim a match', () => {
+    const v = good();
+    v.record = { revision: 100 };
+    const lines = verifyRestoredEtcd(v);
+    assert.ok(lines.includes('20 keys at revision 100 (the backup recorded no count to compare)'));
+    assert.ok(
+      lines.includes(
+        'every member has hashkv 4242 at revision 100; not compared with the backup: it recorded no hash (an imported snapshot)',
+      ),
+    );
+    assert.equal(
+      lines.some((l) => /as recorded at backup/.test(l)),
+      false,
+    );
+  });
+
+  const failures: Array<[string, (v: RestoredEtcd) => void, RegExp]> = [
     [
       'an unhealthy member',
       (v) => {
@@ -134,6 +225,13 @@ describe('verifyRestore', () => {
         v.health.clusterIds = ['111', '222'];
       },
       /cluster IDs 111, 222/,
+    ],
+    [
+      'a member ID twice',
+      (v) => {
+        v.health.memberIds = ['1', '1', '3'];
+      },
+      /2 distinct member IDs for 3 members/,
     ],
     [
       'a revision below the snapshot',
@@ -150,11 +248,11 @@ describe('verifyRestore', () => {
       /disagree on the keyspace/,
     ],
     [
-      'a hash unlike the backup',
+      'a hash unlike the backup at the same compact revision',
       (v) => {
         for (const h of v.keyspace.hashes) h.hash = 7;
       },
-      /differs from the backup's 4242/,
+      /differs from the backup's 4242 \(both at compact revision 50\)/,
     ],
     [
       'a missing member hash',
@@ -170,26 +268,51 @@ describe('verifyRestore', () => {
       },
       /19 keys at revision 100, the backup recorded 20/,
     ],
-    [
-      'a replica count not put back',
-      (v) => {
-        v.after = { ...v.after, apiserverReplicas: 0 };
-      },
-      /kube-apiserver has 0 replicas, had 3/,
-    ],
-    [
-      'a missing PDB',
-      (v) => {
-        v.after = { ...v.after, pdbPresent: false };
-      },
-      /PodDisruptionBudget is missing/,
-    ],
   ];
   for (const [what, change, message] of failures) {
     test(`fails on ${what}`, () => {
       const v = good();
       change(v);
-      failsWith(() => verifyRestore(v), FailureType.VerificationFailed, message);
+      failsWith(() => verifyRestoredEtcd(v), FailureType.VerificationFailed, message);
     });
   }
+});
+
+describe('verifyControlPlane (after H9)', () => {
+  const originals = { etcd: 3, apiserver: 3, maintenance: 1 };
+  test('back to the originals, PDB re-created', () => {
+    assert.deepEqual(
+      verifyControlPlane({ originals, after: inventory(3), pdbSaved: true, profile }),
+      [
+        'kube-etcd back to 3 replicas',
+        'kube-apiserver back to 3 replicas',
+        'gke-master-etcd-maintenance back to 1 replicas',
+        'PodDisruptionBudget re-created with its saved spec',
+      ],
+    );
+  });
+  test('a count not put back, or a missing PDB, fails', () => {
+    failsWith(
+      () =>
+        verifyControlPlane({
+          originals,
+          after: inventory(3, { apiserverReplicas: 0 }),
+          pdbSaved: true,
+          profile,
+        }),
+      FailureType.VerificationFailed,
+      /kube-apiserver has 0 replicas, had 3/,
+    );
+    failsWith(
+      () =>
+        verifyControlPlane({
+          originals,
+          after: inventory(3, { pdbPresent: false }),
+          pdbSaved: true,
+          profile,
+        }),
+      FailureType.VerificationFailed,
+      /PodDisruptionBudget is missing/,
+    );
+  });
 });

@@ -25,7 +25,6 @@ import {
   snapshotRestoreCommand,
   snapshotSaveCommand,
   snapshotStatusCommand,
-  withEnvArgv,
 } from '../../activities/etcd/commands.js';
 import {
   type ClusterProfile,
@@ -83,10 +82,7 @@ function atEndpoint(profile: ClusterProfile, endpoint: string): ClusterProfile {
 }
 
 async function etcdctlOnline(profile: ClusterProfile, ...args: string[]): Promise<string> {
-  const { stdout } = await runEtcdctl({
-    argv: ['etcdctl', ...connectionFlags(profile), ...args],
-    env: { ETCDCTL_API: '3' },
-  });
+  const { stdout } = await runEtcdctl(['etcdctl', ...connectionFlags(profile), ...args]);
   return stdout;
 }
 
@@ -159,22 +155,21 @@ after(async () => {
 });
 
 test('B2: snapshot save is the runbook command for the GKE on-prem profile', () => {
+  // No ETCDCTL_API=3 and no `env`: 3.4+ default to v3, 3.6 warns, distroless has no env.
   const cmd = snapshotSaveCommand(gke, '/snapshot.db');
-  assert.deepEqual(cmd.env, { ETCDCTL_API: '3' });
   assert.equal(
-    cmd.argv.join(' '),
-    'etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etcd.local.config/certificates/etcdCA.crt --cert=/etcd.local.config/certificates/etcd.crt --key=/etcd.local.config/certificates/etcd.key snapshot save /snapshot.db',
+    cmd.join(' '),
+    'etcdctl --endpoints=https://127.0.0.1:2379 --cacert=/etcd.local.config/certificates/etcdCA.crt --cert=/etcd.local.config/certificates/etcd.crt --key=/etcd.local.config/certificates/etcd.key --dial-timeout=10s --command-timeout=1800s snapshot save /snapshot.db',
   );
-  assert.deepEqual(withEnvArgv(cmd).slice(0, 3), ['env', 'ETCDCTL_API=3', 'etcdctl']);
   assert.equal(
-    snapshotSaveCommand(gke, '/s.db', { etcdctl: '/usr/local/bin/etcdctl' }).argv[0],
+    snapshotSaveCommand(gke, '/s.db', { etcdctl: '/usr/local/bin/etcdctl' })[0],
     '/usr/local/bin/etcdctl',
   );
 });
 
 test('H5c: restore of member 1 carries the runbook identity flags and a data dir', () => {
   const cmd = snapshotRestoreCommand(gke, { file: '/snapshot.db', member: 1, members: 3 });
-  assert.deepEqual(cmd.argv, [
+  assert.deepEqual(cmd, [
     'etcdctl',
     'snapshot',
     'restore',
@@ -191,8 +186,20 @@ test('H5c: restore of member 1 carries the runbook identity flags and a data dir
     members: 1,
     dataDir: '/var/lib/etcd-restore',
   });
-  assert.ok(one.argv.includes('--initial-cluster=kube-etcd-0=https://kube-etcd-0.kube-etcd:2380'));
-  assert.ok(one.argv.includes('--data-dir=/var/lib/etcd-restore'));
+  assert.ok(one.includes('--initial-cluster=kube-etcd-0=https://kube-etcd-0.kube-etcd:2380'));
+  assert.ok(one.includes('--data-dir=/var/lib/etcd-restore'));
+  // etcd 3.5+: etcdutl restores, and can bump the revision; etcdctl 3.4 cannot.
+  const bumped = snapshotRestoreCommand(
+    gke,
+    { file: '/s.db', member: 0, members: 1, bumpRevision: 1_000_000_000 },
+    { etcdctl: 'etcdctl', etcdutl: 'etcdutl' },
+  );
+  assert.deepEqual(bumped.slice(0, 3), ['etcdutl', 'snapshot', 'restore']);
+  assert.deepEqual(bumped.slice(-2), ['--bump-revision=1000000000', '--mark-compacted']);
+  assert.throws(
+    () => snapshotRestoreCommand(gke, { file: '/s.db', member: 0, members: 1, bumpRevision: 5 }),
+    /needs etcdutl/,
+  );
 });
 
 test('builders refuse bad members and relative or flag-like paths', () => {
@@ -375,4 +382,28 @@ test('key count and hashkv at a revision read the keyspace as it was then', asyn
   );
   assert.notEqual(await hashAt(0), hashAtSnapshot, 'the current keyspace does');
   assert.equal(parseKeyCount('{"header":{"revision":1}}'), 0, 'etcd leaves out a zero count');
+});
+
+test('a compaction changes hashkv at a revision it does not reach; the compact revision says so', async () => {
+  // Why a backup records hashkv with its compact revision: hashkv at R covers the
+  // revisions after the compact revision, so compacting at C ≤ R (as kube-apiserver does
+  // every few minutes) changes the hash at R while the keys at R stay the same.
+  await etcdctlOnline(source, 'put', '/compaction/key', 'v1');
+  await etcdctlOnline(source, 'put', '/compaction/key', 'v2');
+  const status = parseEndpointStatus((await runEtcdctl(endpointStatusCommand(source))).stdout);
+  const at = status[0]?.revision ?? 0;
+  await etcdctlOnline(source, 'put', '/compaction/key', 'v3');
+  const before = parseHashKv((await runEtcdctl(hashKvCommand(source, at))).stdout)[0];
+  const countBefore = parseKeyCount((await runEtcdctl(keyCountCommand(source, at))).stdout);
+  await etcdctlOnline(source, 'compaction', String(at - 1));
+  const after = parseHashKv((await runEtcdctl(hashKvCommand(source, at))).stdout)[0];
+  assert.ok(before && after);
+  assert.equal(after.compactRevision, at - 1, 'hashkv reports the compact revision');
+  assert.ok(after.compactRevision > before.compactRevision);
+  assert.notEqual(after.hash, before.hash, 'the hash at the same revision changed');
+  assert.equal(
+    parseKeyCount((await runEtcdctl(keyCountCommand(source, at))).stdout),
+    countBefore,
+    'the key count at that revision did not',
+  );
 });

@@ -1,14 +1,14 @@
 /**
- * The member data replacement script (activities/etcd/member-data.ts, SPEC R4–R6, H5c–H5e) run for real on
- * the host: the exact argv the activity sends to the utility pod, spawned without a shell
- * against a temporary directory that plays the member's volume, with the real etcdctl 3.4
- * restore inside it. The old data is the data dir of a real etcd that held OLD_KEYS; the
- * new data is a real snapshot holding NEW_KEYS. Results are checked by starting etcd on
- * the data dir and reading the keys back, and by comparing the member directories with
- * what etcd left (old) and what `etcdctl snapshot restore` alone writes (new).
+ * The member data scripts (activities/etcd/member-data.ts, SPEC R4–R6, H5c–H5f) run for
+ * real on the host: the exact argv the activities send to the utility pod, spawned without
+ * a shell against a temporary directory that plays the member's volume, with the real
+ * etcdctl 3.4 restore inside it. The old data is the data dir of a real etcd that held
+ * OLD_KEYS; the new data is a real snapshot holding NEW_KEYS. Results are checked by
+ * starting etcd on the data dir and reading the keys back, and by comparing the member
+ * directories with what etcd left (old) and what `etcdctl snapshot restore` alone writes.
  *
  * The crash test puts a directory of wrapper scripts as the ONLY entry of PATH: every
- * external command the script runs is one of them (an unwrapped one would not be found),
+ * external command the scripts run is one of them (an unwrapped one would not be found),
  * and the wrapper numbered K SIGKILLs the script's shell before or after running the
  * real command.
  */
@@ -39,16 +39,17 @@ import {
   connectionFlags,
   endpointHealthCommand,
   snapshotRestoreCommand,
-  withEnvArgv,
 } from '../../activities/etcd/commands.js';
 import {
+  attemptDir,
   discardOldMemberDataArgv,
+  MemberDataExit,
   type MemberDataPaths,
   memberDataPaths,
-  parseReplaceState,
-  RESTORE_INCOMPLETE_EXIT,
-  replaceMemberDataArgv,
-  UNEXPECTED_STATE_EXIT,
+  parseRemoved,
+  parseState,
+  restoreIntoScratchArgv,
+  swapMemberDataArgv,
 } from '../../activities/etcd/member-data.js';
 import {
   type ClusterProfile,
@@ -81,8 +82,8 @@ const NEW_KEYS: Record<string, string> = {
   '/registry/shared/key': 'new-value',
 };
 const TOKEN = 'restore-7f3a';
-/** The external commands the script runs; each gets a wrapper (see `makeWrappers`). */
-const WRAPPED = ['flock', 'rm', 'sync', 'env', 'etcdctl', 'mkdir', 'mv'] as const;
+/** The external commands the scripts run; each gets a wrapper (see `makeWrappers`). */
+const WRAPPED = ['rm', 'sync', 'etcdctl', 'mkdir', 'mv', 'cat', 'date', 'sleep'] as const;
 
 let tmp = '';
 let tls: TlsFiles;
@@ -175,21 +176,22 @@ async function makeVolume(
   const dataDir = join(tmp, name, 'data');
   await mkdir(dataDir, { recursive: true });
   const member = join(dataDir, 'member');
-  // The script only renames and removes whole directories of the old data, so hard links
+  // The scripts only rename and remove whole directories of the old data, so hard links
   // are a faithful copy there; a copy is needed where etcd is started on the old data.
   if (old === 'copy') await cp(oldTemplate, member, { recursive: true });
   if (old === 'hardlink') await execFileAsync('cp', ['-al', taggedTemplate, member]);
   return memberDataPaths(dataDir, TOKEN);
 }
 
-function restoreArgv(paths: MemberDataPaths, file = newSnapshot.path): string[] {
-  return withEnvArgv(
-    snapshotRestoreCommand(profile, { file, member: 0, members: 1, dataDir: paths.scratch }),
-  );
-}
-
-function replaceArgv(paths: MemberDataPaths, dropOldData: boolean, file?: string): string[] {
-  return replaceMemberDataArgv({ paths, dropOldData, restoreArgv: restoreArgv(paths, file) });
+let attempts = 0;
+/** The restore-into-scratch argv for one attempt (each attempt has its own directory). */
+function restoreArgv(paths: MemberDataPaths, file = newSnapshot.path, nonce?: string): string[] {
+  const attempt = attemptDir(paths, nonce ?? `attempt${++attempts}`);
+  return restoreIntoScratchArgv({
+    paths,
+    attempt,
+    restoreArgv: snapshotRestoreCommand(profile, { file, member: 0, members: 1, dataDir: attempt }),
+  });
 }
 
 interface RunResult {
@@ -232,11 +234,24 @@ function describe(result: RunResult): string {
   return `code=${result.code} signal=${result.signal}\nstdout: ${result.stdout}\nstderr: ${result.stderr.slice(-3000)}`;
 }
 
+const RESTORE_STATES = ['restored', 'already-restored', 'already-replaced'] as const;
+const SWAP_STATES = ['replaced', 'already-replaced'] as const;
+
 /** Runs to completion and returns the state the script printed. */
-async function replaceOk(argv: string[], env?: Record<string, string>) {
+async function runOk<S extends string>(
+  argv: string[],
+  states: readonly S[],
+  env?: Record<string, string>,
+): Promise<S> {
   const result = await run(argv, env);
   assert.equal(result.code, 0, describe(result));
-  return parseReplaceState(result.stdout);
+  return parseState(result.stdout, states);
+}
+
+/** Restores into scratch, then swaps: the whole replacement, as the workflow runs it. */
+async function replace(paths: MemberDataPaths, dropOldData: boolean): Promise<string> {
+  await runOk(restoreArgv(paths), RESTORE_STATES);
+  return runOk(swapMemberDataArgv(paths, dropOldData), SWAP_STATES);
 }
 
 const getOutputSchema = z.object({
@@ -260,10 +275,15 @@ async function keysServedBy(dataDir: string): Promise<Record<string, string>> {
     await waitUntil(`etcd on ${dataDir} to answer`, () => runEtcdctl(endpointHealthCommand(at)), [
       etcd,
     ]);
-    const { stdout } = await runEtcdctl({
-      argv: ['etcdctl', ...connectionFlags(at), 'get', '', '--prefix', '-w', 'json'],
-      env: { ETCDCTL_API: '3' },
-    });
+    const { stdout } = await runEtcdctl([
+      'etcdctl',
+      ...connectionFlags(at),
+      'get',
+      '',
+      '--prefix',
+      '-w',
+      'json',
+    ]);
     const decode = (b64: string) => Buffer.from(b64, 'base64').toString('utf8');
     const parsed = getOutputSchema.parse(JSON.parse(stdout));
     return Object.fromEntries(
@@ -277,8 +297,8 @@ async function keysServedBy(dataDir: string): Promise<Record<string, string>> {
 /**
  * One wrapper per external command, in a directory that is the whole PATH of the script.
  * Each increments $CRASH_COUNTER and logs "<n> <name>"; the one whose number is $CRASH_AT
- * SIGKILLs its parent (the script's shell: `env` execs etcdctl, so the etcdctl wrapper's
- * parent is the shell too) before or after ($CRASH_WHEN) running the real command; `torn`
+ * SIGKILLs its parent (the script's shell) before or after ($CRASH_WHEN) running the real
+ * command; `torn`
  * runs it, then removes $CRASH_TEAR (what a kill in the middle of etcdctl leaves: a db
  * without its WAL) before the kill. Only shell builtins are used, so the wrappers need
  * no PATH (`rm` for `torn` is called by its full path and not counted).
@@ -338,13 +358,15 @@ interface CrashRun {
  * it). Each trace line is `DORcm <command>`: for member/ in place (D), aside (O) and in the
  * scratch (R), `-` absent, `o` the old data, `n` a member with a db that is not the old
  * one, `?` anything else; then `c` if the scratch is marked complete, `m` if the marker
- * exists (`_` if not).
+ * exists (`_` if not). The restore into scratch never touches D or O.
  */
 function checkTrace(trace: string[], dropOldData: boolean): void {
   for (const line of trace) {
     const [d, o, r, c, m] = line;
     const where = `volume before \`${line.slice(6)}\`: ${line.slice(0, 5)}`;
     assert.ok(d === 'o' || d === 'n' || d === '-', `member/ is old, new or absent (${where})`);
+    if (c === 'c' && r !== '-')
+      assert.equal(r, 'n', `a complete scratch holds new data (${where})`);
     if (m === 'm') assert.equal(d, 'n', `marker only with the new data in place (${where})`);
     if (d === 'o') assert.equal(o, '-', `nothing aside while the old data is in place (${where})`);
     if (d === '-') {
@@ -421,9 +443,29 @@ async function assertReplaced(
   if (dropOldData) assert.equal(state.asideExists, false, 'old data dropped');
   else assert.equal(state.aside, old, 'old data kept aside, unchanged');
   const name = (p: string) => p.slice(paths.dataDir.length + 1);
-  const expected = [name(paths.lock), name(paths.marker), 'member'];
+  const expected = [name(paths.marker), 'member'];
   if (!dropOldData) expected.push(name(paths.oldAside));
   assert.deepEqual(await sortedEntries(paths.dataDir), expected.sort());
+}
+
+/** The state after a restore into scratch: the live data untouched, the scratch complete. */
+async function assertRestoredIntoScratch(paths: MemberDataPaths, mode: HashMode, old: string) {
+  const state = await volumeState(paths, mode);
+  assert.equal(state.inPlace, old, 'the live data is not touched');
+  assert.equal(state.asideExists, false, 'nothing aside');
+  assert.equal(state.marker, false, 'no marker');
+  assert.equal(
+    state.scratch,
+    mode === 'full' ? NEW.full : NEW.sampled,
+    'scratch holds the restore',
+  );
+  assert.equal(state.scratchComplete, true, 'scratch marked complete');
+  const name = (p: string) => p.slice(paths.dataDir.length + 1);
+  // Attempts a crash cut short may be left (a retry cannot know they are dead): the swap removes them.
+  const entries = (await sortedEntries(paths.dataDir)).filter(
+    (e) => !e.startsWith(`${name(paths.scratch)}.`),
+  );
+  assert.deepEqual(entries, ['member', name(paths.scratch)].sort());
 }
 
 // ---------------------------------------------------------------------------------------
@@ -481,14 +523,20 @@ after(async () => {
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
-test('replaces the member data, is idempotent, keeps the old data aside until discarded', async () => {
+test('restores into scratch beside the live data, swaps it in, each idempotent; old data aside until discarded', async () => {
   const paths = await makeVolume('happy', 'copy');
-  assert.equal(await replaceOk(replaceArgv(paths, false)), 'replaced');
-  await assertReplaced(paths, false, 'full');
+  assert.equal(await runOk(restoreArgv(paths), RESTORE_STATES), 'restored');
+  await assertRestoredIntoScratch(paths, 'full', OLD.full);
+  // etcd could still be running on member/: the restore did not touch it.
+  assert.equal(await runOk(restoreArgv(paths), RESTORE_STATES), 'already-restored');
+  await assertRestoredIntoScratch(paths, 'full', OLD.full);
 
-  // A second run finds the marker and changes nothing.
+  assert.equal(await runOk(swapMemberDataArgv(paths, false), SWAP_STATES), 'replaced');
+  await assertReplaced(paths, false, 'full');
+  // A second swap, or a late restore, finds the marker and changes nothing.
   const before = await fingerprint(paths.dataDir, 'full');
-  assert.equal(await replaceOk(replaceArgv(paths, false)), 'already-replaced');
+  assert.equal(await runOk(swapMemberDataArgv(paths, false), SWAP_STATES), 'already-replaced');
+  assert.equal(await runOk(restoreArgv(paths), RESTORE_STATES), 'already-replaced');
   assert.equal(await fingerprint(paths.dataDir, 'full'), before);
 
   // etcd on the data dir is the restored member: exactly the new keys.
@@ -497,126 +545,149 @@ test('replaces the member data, is idempotent, keeps the old data aside until di
   assert.deepEqual(await keysServedBy(paths.oldAside), OLD_KEYS);
 
   const member = await fingerprint(join(paths.dataDir, 'member'), 'full');
-  const discard = await run(discardOldMemberDataArgv(paths));
+  const discard = await run(discardOldMemberDataArgv(paths, false));
   assert.equal(discard.code, 0, describe(discard));
-  // The marker stays, so a late replace run changes nothing after the discard.
-  assert.deepEqual(
-    (await sortedEntries(paths.dataDir)).sort(),
-    ['member', basename(paths.marker), basename(paths.lock)].sort(),
-  );
+  assert.deepEqual(parseRemoved(discard.stdout), [basename(paths.oldAside)]);
+  // The marker stays, so a late swap run changes nothing after the discard.
+  assert.deepEqual(await sortedEntries(paths.dataDir), ['member', basename(paths.marker)].sort());
   assert.equal(await fingerprint(join(paths.dataDir, 'member'), 'full'), member);
-  assert.equal(await replaceOk(replaceArgv(paths, false)), 'already-replaced');
+  assert.equal(await runOk(swapMemberDataArgv(paths, false), SWAP_STATES), 'already-replaced');
   assert.equal(await fingerprint(join(paths.dataDir, 'member'), 'full'), member);
 
-  // dropOldData: nothing aside right after the replacement.
+  // dropOldData: nothing aside right after the swap.
   const dropped = await makeVolume('happy-drop', 'copy');
-  assert.equal(await replaceOk(replaceArgv(dropped, true)), 'replaced');
+  assert.equal(await replace(dropped, true), 'replaced');
   await assertReplaced(dropped, true, 'full');
-  assert.equal(await replaceOk(replaceArgv(dropped, true)), 'already-replaced');
+  assert.equal(await runOk(swapMemberDataArgv(dropped, true), SWAP_STATES), 'already-replaced');
   await assertReplaced(dropped, true, 'full');
 });
 
-test('a crash before or after any external command is completed by the next run', async (t) => {
+test('a crash before or after any external command of the restore or the swap is completed by the next run', async (t) => {
   let crashPoints = 0;
   let etcdChecks = 0;
+  // A stale lock (the crashed shell held it) is broken at once here, not after 5 minutes.
+  const swapArgv = (paths: MemberDataPaths, drop: boolean) => swapMemberDataArgv(paths, drop, 0);
   for (const dropOldData of [false, true]) {
-    // A counting run: which commands a full run executes, all through the wrappers.
+    // Counting runs: which commands a full restore and a full swap execute, all wrapped.
     const refDir = join(tmp, `crash-ref-${dropOldData}`);
     const refPaths = await makeVolume(`crash-ref-${dropOldData}`, 'hardlink');
-    const reference = await runWrapped(
-      replaceArgv(refPaths, dropOldData),
+    const restoreRef = await runWrapped(
+      restoreArgv(refPaths, undefined, 'ref'),
       refDir,
       refPaths,
       0,
       'before',
     );
-    assert.equal(reference.result.code, 0, describe(reference.result));
-    assert.equal(parseReplaceState(reference.result.stdout), 'replaced');
+    assert.equal(restoreRef.result.code, 0, describe(restoreRef.result));
+    await assertRestoredIntoScratch(refPaths, 'sampled', OLD_TAGGED);
+    checkTrace(restoreRef.trace, dropOldData);
+    const swapRef = await runWrapped(swapArgv(refPaths, dropOldData), refDir, refPaths, 0, 'after');
+    assert.equal(swapRef.result.code, 0, describe(swapRef.result));
+    assert.equal(parseState(swapRef.result.stdout, SWAP_STATES), 'replaced');
     await assertReplaced(refPaths, dropOldData, 'sampled', OLD_TAGGED);
-    checkTrace(reference.trace, dropOldData);
-    assert.deepEqual([...new Set(reference.log)].sort(), [...WRAPPED].sort());
-    assert.equal(reference.log.filter((c) => c === 'mv').length, 2);
+    checkTrace(swapRef.trace, dropOldData);
+    assert.equal(swapRef.log.filter((c) => c === 'mv').length, 2, 'two renames');
+    assert.ok(
+      swapRef.trace.some((line) => line.startsWith('-onc_ ')),
+      'between the renames',
+    );
     await rm(refDir, { recursive: true, force: true });
-    const total = reference.log.length;
-    // One traced state per command, from the old data in place through the moment between
-    // the two renames to the new data in place.
-    assert.equal(reference.trace.length, total);
-    assert.match(reference.trace[0] ?? '', /^o--__ flock$/);
-    assert.ok(reference.trace.some((line) => line.startsWith('-onc_ ')));
 
-    for (const when of ['before', 'after', 'torn'] as const) {
-      for (let k = 1; k <= total; k++) {
-        const command = reference.log[k - 1] ?? '?';
-        if (when === 'torn' && command !== 'etcdctl') continue;
-        // etcd is started at the crashes on the two renames (after them without drop, before
-        // them with drop); every case compares the member dirs with the reference restore.
-        const startEtcdToo =
-          command === 'mv' && (dropOldData ? when === 'before' : when === 'after');
-        await t.test(`drop=${dropOldData} crash ${when} #${k}/${total} (${command})`, async () => {
-          const name = `crash-${dropOldData}-${when}-${k}`;
-          const caseDir = join(tmp, name);
-          const paths = await makeVolume(name, 'hardlink');
-          try {
-            const tear = join(paths.scratch, 'member', 'wal');
-            const argv = replaceArgv(paths, dropOldData);
-            const crashed = await runWrapped(argv, caseDir, paths, k, when, tear);
-            checkTrace(crashed.trace, dropOldData);
-            assert.equal(crashed.result.signal, 'SIGKILL', describe(crashed.result));
-            assert.deepEqual(
-              crashed.log,
-              // After `env` has run, so has the etcdctl it executes.
-              reference.log.slice(0, when === 'after' && command === 'env' ? k + 1 : k),
-              'same commands up to the crash',
-            );
-
-            // Invariant: old data in place or aside (then with a complete new one ready),
-            // unless the new data is complete in place. Never a mix, never nothing.
-            const s = await volumeState(paths, 'sampled');
-            if (when === 'torn') {
-              assert.equal(await exists(tear), false, 'torn: the WAL is gone');
-              assert.ok(s.scratch?.includes('f snap/db '), 'torn: the db is there');
-            }
-            if (s.scratchComplete && s.scratch !== null) {
-              assert.equal(
-                s.scratch,
-                NEW.sampled,
-                'a scratch marked complete holds the whole restore',
+    for (const [script, reference] of [
+      ['restore', restoreRef],
+      ['swap', swapRef],
+    ] as const) {
+      for (const when of ['before', 'after', 'torn'] as const) {
+        for (let k = 1; k <= reference.log.length; k++) {
+          const command = reference.log[k - 1] ?? '?';
+          if (when === 'torn' && command !== 'etcdctl') continue;
+          // etcd is started at the crashes on the two renames of the swap.
+          const startEtcdToo =
+            script === 'swap' &&
+            command === 'mv' &&
+            (dropOldData ? when === 'before' : when === 'after');
+          const label = `drop=${dropOldData} ${script}: crash ${when} #${k}/${reference.log.length} (${command})`;
+          await t.test(label, async () => {
+            const name = `crash-${dropOldData}-${script}-${when}-${k}`;
+            const caseDir = join(tmp, name);
+            const paths = await makeVolume(name, 'hardlink');
+            try {
+              if (script === 'swap') await runOk(restoreArgv(paths), RESTORE_STATES);
+              const nonce = `crash${k}${when}`;
+              const argv =
+                script === 'restore'
+                  ? restoreArgv(paths, undefined, nonce)
+                  : swapArgv(paths, dropOldData);
+              const tear = join(attemptDir(paths, nonce), 'member', 'wal');
+              const crashed = await runWrapped(argv, caseDir, paths, k, when, tear);
+              checkTrace(crashed.trace, dropOldData);
+              assert.equal(crashed.result.signal, 'SIGKILL', describe(crashed.result));
+              assert.deepEqual(
+                crashed.log,
+                reference.log.slice(0, k),
+                'same commands up to the crash',
               );
-            }
-            if (s.marker)
-              assert.equal(s.inPlace, NEW.sampled, 'marker only once the new data is in place');
-            if (s.inPlace === OLD_TAGGED) {
-              assert.equal(s.asideExists && s.aside !== null, false, 'nothing aside yet');
-            } else if (s.inPlace === null) {
-              assert.equal(s.aside, OLD_TAGGED, 'old data aside while member/ is missing');
-              assert.equal(s.scratchComplete, true, 'new data complete while member/ is missing');
-              assert.equal(s.scratch, NEW.sampled);
-            } else {
-              assert.equal(s.inPlace, NEW.sampled, 'member/ is either the old or the new data');
-              if (dropOldData && s.marker) {
-                assert.ok(s.aside === null || s.aside === OLD_TAGGED);
-              } else {
-                assert.equal(s.aside, OLD_TAGGED, 'old data kept aside until the marker');
-              }
-            }
 
-            const resumed = await runWrapped(argv, caseDir, paths, 0, 'before');
-            checkTrace(resumed.trace, dropOldData);
-            assert.equal(resumed.result.code, 0, describe(resumed.result));
-            assert.equal(
-              parseReplaceState(resumed.result.stdout),
-              s.marker ? 'already-replaced' : 'replaced',
-            );
-            await assertReplaced(paths, dropOldData, 'sampled', OLD_TAGGED);
-            if (startEtcdToo) {
-              assert.deepEqual(await keysServedBy(paths.dataDir), NEW_KEYS);
-              etcdChecks++;
+              // Invariant: old data in place or aside (then with a complete new one ready),
+              // unless the new data is complete in place. Never a mix, never nothing.
+              const s = await volumeState(paths, 'sampled');
+              if (script === 'restore') {
+                assert.equal(s.inPlace, OLD_TAGGED, 'the restore never touches the live data');
+                assert.equal(s.asideExists, false);
+              }
+              if (s.scratchComplete && s.scratch !== null) {
+                assert.equal(
+                  s.scratch,
+                  NEW.sampled,
+                  'a scratch marked complete holds the whole restore',
+                );
+              }
+              if (s.marker)
+                assert.equal(s.inPlace, NEW.sampled, 'marker only once the new data is in place');
+              if (s.inPlace === OLD_TAGGED) {
+                assert.equal(s.asideExists && s.aside !== null, false, 'nothing aside yet');
+              } else if (s.inPlace === null) {
+                assert.equal(s.aside, OLD_TAGGED, 'old data aside while member/ is missing');
+                assert.equal(s.scratchComplete, true, 'new data complete while member/ is missing');
+                assert.equal(s.scratch, NEW.sampled);
+              } else {
+                assert.equal(s.inPlace, NEW.sampled, 'member/ is either the old or the new data');
+                if (dropOldData && s.marker) assert.ok(s.aside === null || s.aside === OLD_TAGGED);
+                else assert.equal(s.aside, OLD_TAGGED, 'old data kept aside until the marker');
+              }
+
+              // The next run (a new attempt, as the activity's retry would be) completes it.
+              if (script === 'restore') {
+                const resumed = await runWrapped(restoreArgv(paths), caseDir, paths, 0, 'before');
+                assert.equal(resumed.result.code, 0, describe(resumed.result));
+                await assertRestoredIntoScratch(paths, 'sampled', OLD_TAGGED);
+                assert.equal(await runOk(swapArgv(paths, dropOldData), SWAP_STATES), 'replaced');
+              } else {
+                const resumed = await runWrapped(
+                  swapArgv(paths, dropOldData),
+                  caseDir,
+                  paths,
+                  0,
+                  'before',
+                );
+                checkTrace(resumed.trace, dropOldData);
+                assert.equal(resumed.result.code, 0, describe(resumed.result));
+                assert.equal(
+                  parseState(resumed.result.stdout, SWAP_STATES),
+                  s.marker ? 'already-replaced' : 'replaced',
+                );
+              }
+              await assertReplaced(paths, dropOldData, 'sampled', OLD_TAGGED);
+              if (startEtcdToo) {
+                assert.deepEqual(await keysServedBy(paths.dataDir), NEW_KEYS);
+                etcdChecks++;
+              }
+              crashPoints++;
+            } finally {
+              await rm(caseDir, { recursive: true, force: true });
             }
-            crashPoints++;
-          } finally {
-            await rm(caseDir, { recursive: true, force: true });
-          }
-        });
+          });
+        }
       }
     }
   }
@@ -626,7 +697,7 @@ test('a crash before or after any external command is completed by the next run'
   assert.equal(await fingerprint(oldTemplate, 'full'), OLD.full);
 });
 
-test('a corrupt snapshot fails the restore and leaves the old data untouched', async () => {
+test('a corrupt snapshot fails the restore into scratch and leaves the volume as it was', async () => {
   const size = (await stat(newSnapshot.path)).size;
   const corruptions: Array<[string, (file: string) => Promise<void>]> = [
     ['truncated', (file) => truncate(file, Math.floor(size / 2))],
@@ -646,57 +717,105 @@ test('a corrupt snapshot fails the restore and leaves the old data untouched', a
     const file = join(tmp, name, 'snapshot.db');
     await cp(newSnapshot.path, file);
     await corrupt(file);
-    const before = await fingerprint(join(paths.dataDir, 'member'), 'full');
-    assert.equal(before, OLD.full);
+    const before = await fingerprint(paths.dataDir, 'full');
 
-    const result = await run(replaceArgv(paths, true, file));
+    const result = await run(restoreArgv(paths, file));
     assert.equal(result.signal, null, describe(result));
     assert.notEqual(result.code, 0, `${what}: ${describe(result)}`);
-    assert.equal(await fingerprint(join(paths.dataDir, 'member'), 'full'), before, what);
+    // Nothing left but what an attempt may leave behind: the live data, unchanged.
+    assert.equal(await fingerprint(join(paths.dataDir, 'member'), 'full'), OLD.full, what);
     const s = await volumeState(paths, 'full');
+    assert.equal(s.scratchExists, false, what);
     assert.equal(s.marker, false, what);
-    assert.equal(s.asideExists, false, what);
-    assert.equal(s.scratchComplete, false, what);
+    assert.ok(before);
 
-    // Once a good snapshot is there, the next run wipes the failed attempt and succeeds.
-    assert.equal(await replaceOk(replaceArgv(paths, false)), 'replaced');
+    // Once a good snapshot is there, the next attempt succeeds.
+    assert.equal(await replace(paths, false), 'replaced');
     await assertReplaced(paths, false, 'full');
   }
 
-  // A restore command that succeeds without writing a member: refused, nothing moved.
+  // A restore command that succeeds without writing a member: refused, nothing kept.
   const paths = await makeVolume('restore-wrote-nothing', 'copy');
   const nothing = await run(
-    replaceMemberDataArgv({ paths, dropOldData: true, restoreArgv: ['true'] }),
+    restoreIntoScratchArgv({ paths, attempt: attemptDir(paths, 'nothing'), restoreArgv: ['true'] }),
   );
-  assert.equal(nothing.code, RESTORE_INCOMPLETE_EXIT, describe(nothing));
+  assert.equal(nothing.code, MemberDataExit.RestoreIncomplete, describe(nothing));
   assert.equal(await fingerprint(join(paths.dataDir, 'member'), 'full'), OLD.full);
-  assert.equal(await exists(paths.marker), false);
-  assert.equal(await exists(join(paths.scratch, '.complete')), false);
+  assert.equal(await exists(paths.scratch), false);
+  assert.deepEqual(await sortedEntries(paths.dataDir), ['member']);
 });
 
-test('two concurrent runs take turns: one replaces, the other finds it done', async () => {
+test('concurrent restores into scratch never share a directory; concurrent swaps take turns', async () => {
   const paths = await makeVolume('concurrent', 'copy');
-  // Hold the lock so both runs are started before either may go on, then let them race.
-  const blocker = spawn('flock', [paths.lock, 'sh', '-c', 'echo locked; read line'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  children.add(blocker);
-  const blockerExited = new Promise<void>((resolve) => blocker.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    blocker.stdout?.once('data', () => resolve());
-    blocker.once('error', reject);
-  });
-  const runs = [run(replaceArgv(paths, false)), run(replaceArgv(paths, false))];
-  blocker.stdin?.end();
-  await blockerExited;
-  children.delete(blocker);
-  const results = await Promise.all(runs);
+  // Two attempts at once (a retry while an abandoned exec still runs): one scratch results.
+  const restores = await Promise.all([run(restoreArgv(paths)), run(restoreArgv(paths))]);
+  for (const result of restores) assert.equal(result.code, 0, describe(result));
+  assert.deepEqual(restores.map((r) => parseState(r.stdout, RESTORE_STATES)).sort(), [
+    'already-restored',
+    'restored',
+  ]);
+  await assertRestoredIntoScratch(paths, 'full', OLD.full);
+
+  // Hold the swap's lock so both swaps are started before either may go on, then release.
+  await mkdir(paths.lock);
+  await writeFile(join(paths.lock, 'stamp'), String(Math.floor(Date.now() / 1000)));
+  const swaps = [run(swapMemberDataArgv(paths, false)), run(swapMemberDataArgv(paths, false))];
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  assert.equal(await exists(paths.marker), false, 'both wait for the lock');
+  await rm(paths.lock, { recursive: true });
+  const results = await Promise.all(swaps);
   for (const result of results) assert.equal(result.code, 0, describe(result));
-  assert.deepEqual(results.map((r) => parseReplaceState(r.stdout)).sort(), [
+  assert.deepEqual(results.map((r) => parseState(r.stdout, SWAP_STATES)).sort(), [
     'already-replaced',
     'replaced',
   ]);
   await assertReplaced(paths, false, 'full');
+  assert.deepEqual(await keysServedBy(paths.dataDir), NEW_KEYS);
+
+  // A lock left by a run that died (its stamp old) is broken, not waited on for ever.
+  const stale = await makeVolume('stale-lock', 'copy');
+  await runOk(restoreArgv(stale), RESTORE_STATES);
+  await mkdir(stale.lock);
+  await writeFile(join(stale.lock, 'stamp'), String(Math.floor(Date.now() / 1000) - 3600));
+  assert.equal(await runOk(swapMemberDataArgv(stale, false), SWAP_STATES), 'replaced');
+});
+
+test('a swap without complete restored data asks for the restore again, and changes nothing', async () => {
+  const paths = await makeVolume('scratch-missing', 'copy');
+  const before = await fingerprint(paths.dataDir, 'full');
+  const result = await run(swapMemberDataArgv(paths, false));
+  assert.equal(result.code, MemberDataExit.ScratchMissing, describe(result));
+  assert.equal(await fingerprint(paths.dataDir, 'full'), before);
+  // Restored again, it swaps.
+  assert.equal(await replace(paths, false), 'replaced');
+  await assertReplaced(paths, false, 'full');
+});
+
+test('discard after verification also removes what abandoned restores left; its undo form only its own', async () => {
+  const paths = await makeVolume('discard', 'copy');
+  await replace(paths, false);
+  // An abandoned restore of another token left its old data and a scratch attempt.
+  const other = memberDataPaths(paths.dataDir, 'abandoned-1');
+  await cp(oldTemplate, join(other.oldAside, 'member'), { recursive: true });
+  await mkdir(join(`${other.scratch}.x`, 'member'), { recursive: true });
+  await writeFile(other.marker, '');
+
+  const own = await run(discardOldMemberDataArgv(paths, false));
+  assert.equal(own.code, 0, describe(own));
+  assert.deepEqual(parseRemoved(own.stdout), [basename(paths.oldAside)]);
+  assert.equal(await exists(other.oldAside), true, 'the undo form leaves other restores alone');
+
+  const all = await run(discardOldMemberDataArgv(paths, true));
+  assert.equal(all.code, 0, describe(all));
+  assert.deepEqual(
+    parseRemoved(all.stdout).sort(),
+    [basename(other.oldAside), basename(`${other.scratch}.x`)].sort(),
+  );
+  assert.deepEqual(
+    await sortedEntries(paths.dataDir),
+    [basename(other.marker), basename(paths.marker), 'member'].sort(),
+    'markers stay: they say a replacement is done',
+  );
   assert.deepEqual(await keysServedBy(paths.dataDir), NEW_KEYS);
 });
 
@@ -704,36 +823,15 @@ test('two concurrent runs take turns: one replaces, the other finds it done', as
  * Only the combination no run of ours leaves is refused: the old data aside AND something
  * in member/ while the restored member is still in the scratch. (With the scratch complete
  * and its member/ gone, the volume is exactly what a crash right after the second `mv`
- * leaves, so the script finishes it: the crash test checks that it does.)
+ * leaves, so the swap finishes it: the crash test checks that it does.)
  */
-test('foreign state: member/ and the aside member/ both present, restore not moved → refused', async () => {
-  // Scratch complete, its member/ still there: refused before anything is touched.
+test('foreign state: member/ and the aside member/ both present with the restore not moved → refused', async () => {
   const paths = await makeVolume('foreign', 'copy');
+  await runOk(restoreArgv(paths), RESTORE_STATES);
   await cp(oldTemplate, join(paths.oldAside, 'member'), { recursive: true });
-  await runEtcdctl(
-    snapshotRestoreCommand(profile, {
-      file: newSnapshot.path,
-      member: 0,
-      members: 1,
-      dataDir: paths.scratch,
-    }),
-  );
-  await writeFile(join(paths.scratch, '.complete'), '');
-  await writeFile(paths.lock, '');
   const before = await fingerprint(paths.dataDir, 'full');
-  const result = await run(replaceArgv(paths, true));
-  assert.equal(result.code, UNEXPECTED_STATE_EXIT, describe(result));
+  const result = await run(swapMemberDataArgv(paths, true));
+  assert.equal(result.code, MemberDataExit.UnexpectedState, describe(result));
   assert.match(result.stderr, /something else wrote the data directory/);
   assert.equal(await fingerprint(paths.dataDir, 'full'), before);
-
-  // No scratch at all: also refused, and neither member/ is touched (the script restores
-  // into the scratch first, so only the scratch may differ).
-  const bare = await makeVolume('foreign-bare', 'copy');
-  await cp(oldTemplate, join(bare.oldAside, 'member'), { recursive: true });
-  const bareResult = await run(replaceArgv(bare, true));
-  assert.equal(bareResult.code, UNEXPECTED_STATE_EXIT, describe(bareResult));
-  const s = await volumeState(bare, 'full');
-  assert.equal(s.inPlace, OLD.full);
-  assert.equal(s.aside, OLD.full);
-  assert.equal(s.marker, false);
 });

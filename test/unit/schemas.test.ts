@@ -1,7 +1,6 @@
 /** The shared schemas: GKE on-prem defaults as SPEC.md states them, and what they refuse. */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { loadWorkerConfig } from '../../worker/config.js';
 import {
   backupUserClusterInputSchema,
   clusterProfileSchema,
@@ -39,13 +38,58 @@ describe('cluster profile', () => {
   });
 
   test('a partial profile keeps the defaults for the rest', () => {
-    const input = backupUserClusterInputSchema.parse({
-      userClusterName: 'c1',
-      profile: { etcdEndpoint: 'https://127.0.0.1:32379' },
+    const profile = clusterProfileSchema.parse({ etcdEndpoint: 'https://127.0.0.1:32379' });
+    assert.equal(profile.etcdEndpoint, 'https://127.0.0.1:32379');
+    assert.equal(profile.etcdStatefulSet, 'kube-etcd');
+  });
+
+  test('a misspelt field is refused, not dropped for the default', () => {
+    const result = clusterProfileSchema.safeParse({ peerUrlTemplat: 'https://x-{member}:2380' });
+    assert.equal(result.success, false);
+    assert.match(describeIssues(result.error), /peerUrlTemplat/);
+  });
+});
+
+describe('the trust boundary: inputs carry names, never paths, images, endpoints', () => {
+  const backup = { userClusterName: 'c1' };
+  const restore = {
+    userClusterName: 'c1',
+    gkeOnPremVersion: '1.5.0-gke.0',
+    backup: { backupId: 'b1' },
+  };
+  for (const [field, value] of [
+    ['adminKubeconfig', '/root/.kube/config'],
+    ['backupDir', '/'],
+    ['profile', { utilityImageRepository: 'evil.example/etcd-util' }],
+    ['kubeconfig', '/etc/passwd'],
+  ] as const) {
+    test(`${field} is refused in a backup's and a restore's input`, () => {
+      for (const [schema, input] of [
+        [backupUserClusterInputSchema, backup],
+        [restoreUserClusterInputSchema, restore],
+      ] as const) {
+        const result = schema.safeParse({ ...input, [field]: value });
+        assert.equal(result.success, false);
+        assert.match(describeIssues(result.error), new RegExp(field));
+      }
     });
-    assert.equal(input.profile.etcdEndpoint, 'https://127.0.0.1:32379');
-    assert.equal(input.profile.etcdStatefulSet, 'kube-etcd');
-    assert.equal(input.sourceMember, undefined);
+  }
+
+  test('a restore names a file of the import inbox, never a path', () => {
+    for (const importFile of ['/etc/shadow', '../x.db', 'a/b.db', '.hidden', '']) {
+      const result = restoreUserClusterInputSchema.safeParse({
+        ...restore,
+        backup: { importFile },
+      });
+      assert.equal(result.success, false, importFile);
+    }
+    const path = restoreUserClusterInputSchema.safeParse({ ...restore, backup: { path: '/x.db' } });
+    assert.equal(path.success, false);
+    assert.equal(
+      restoreUserClusterInputSchema.safeParse({ ...restore, backup: { importFile: 'snap-1.db' } })
+        .success,
+      true,
+    );
   });
 });
 
@@ -67,13 +111,13 @@ describe('restore input', () => {
     const result = restoreUserClusterInputSchema.safeParse({
       userClusterName: 'Bad',
       gkeOnPremVersion: '',
-      backup: { path: 'rel' },
+      backup: { importFile: 'a/b' },
     });
     assert.equal(result.success, false);
     const message = describeIssues(result.error);
     assert.match(message, /userClusterName: /);
     assert.match(message, /gkeOnPremVersion: /);
-    assert.match(message, /backup\.path: must be an absolute path/);
+    assert.match(message, /backup\.importFile: must be a file name/);
   });
 
   test('safe defaults: no approval gate, old data kept until verified', () => {
@@ -85,35 +129,6 @@ describe('restore input', () => {
     assert.equal(input.requireApproval, false);
     assert.equal(input.deleteOldDataImmediately, false);
     assert.equal(input.members, undefined);
-  });
-});
-
-describe('worker configuration', () => {
-  test('defaults', () => {
-    const config = loadWorkerConfig({ HOME: '/home/sre' });
-    assert.equal(config.connection.address, undefined, "the SDK's default, localhost:7233");
-    assert.equal(config.namespace, 'default');
-    assert.equal(config.taskQueue, 'etcd-ha-restore');
-    assert.equal(config.backupDir, '/home/sre/.local/share/etcd-ha-restore/backups');
-  });
-
-  test('the Temporal connection is read as the Temporal CLI reads it', () => {
-    const config = loadWorkerConfig({
-      HOME: '/home/sre',
-      TEMPORAL_ADDRESS: 'temporal.example:7233',
-      TEMPORAL_NAMESPACE: 'ops',
-      TEMPORAL_API_KEY: 'secret-key',
-    });
-    assert.equal(config.connection.address, 'temporal.example:7233');
-    assert.equal(config.connection.apiKey, 'secret-key');
-    assert.ok(config.connection.tls, 'an API key implies TLS');
-    assert.equal(config.namespace, 'ops');
-  });
-
-  test('a relative BACKUP_DIR is refused, naming the variable', () => {
-    assert.throws(
-      () => loadWorkerConfig({ BACKUP_DIR: 'backups' }),
-      /BACKUP_DIR: must be an absolute path/,
-    );
+    assert.equal(input.approvalTimeout, '4h');
   });
 });

@@ -164,7 +164,7 @@ describe('replay of recorded histories against the current workflow code', () =>
     const scheduled = json.events.find((e) => e.activityTaskScheduledEventAttributes?.activityType);
     assert.equal(
       scheduled?.activityTaskScheduledEventAttributes?.activityType?.name,
-      'resolveSnapshotToRestore',
+      'resolveTarget',
     );
     if (scheduled?.activityTaskScheduledEventAttributes?.activityType)
       scheduled.activityTaskScheduledEventAttributes.activityType.name = 'someOtherActivity';

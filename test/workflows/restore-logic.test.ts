@@ -1,10 +1,13 @@
 /**
  * The restore workflow's logic against mocked activities (a real Temporal dev server, no
- * cluster): what end-to-end tests cannot reach cheaply. A failure and a cancellation at
- * every step before the point of no return put back exactly what was changed, newest
- * first; an undo that fails is reported as UndoFailed naming it; a verification that fails
- * after the point of no return is VerificationFailed; the approval gate refuses bad
- * approvals and approvals it is not waiting for.
+ * cluster): what end-to-end tests cannot reach cheaply.
+ *   - before the point of no return, a failure, a cancellation or a lost lock at every step
+ *     puts back exactly what was changed, newest first (three members: all settle first);
+ *     an undo that fails is UndoFailed naming it; an import that is not used is removed;
+ *   - the approval gate refuses bad approvals, times out, and re-checks the cluster;
+ *   - after the point of no return nothing fails the workflow: a transient failure is
+ *     retried, a verification that does not pass keeps kube-apiserver at 0 and waits for an
+ *     operator (outcome needs-operator), who retries or hands over.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -18,10 +21,16 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Activities } from '../../activities/index.js';
 import {
   type ClusterInventory,
+  clusterLockId,
+  clusterProfileSchema,
   FailureType,
   type RestoreUserClusterInput,
+  type RestoreUserClusterResult,
 } from '../../workflows/contract/index.js';
+import type { ProgressView } from '../../workflows/progress.js';
 import { approveSignal, approveUpdate, planQuery } from '../../workflows/restore/approval.js';
+import { problemQuery, resolveProblemUpdate } from '../../workflows/restore/operator.js';
+import { restoreUserCluster } from '../../workflows/restore/workflow.js';
 import { startTemporalTestContext, type TemporalTestContext } from '../harness/temporal.js';
 
 const CLUSTER = 'logic';
@@ -32,7 +41,7 @@ interface Call {
   input: Record<string, unknown>;
 }
 
-/** What a mocked activity does in one test: fail, block until cancelled, or answer. */
+/** What a mocked activity does in one test: fail, block until cancelled, wait, or answer. */
 interface Script {
   fail?: (call: Call) => Error | undefined;
   /** Blocks (heartbeating) until the activity is cancelled. */
@@ -40,24 +49,33 @@ interface Script {
   /** Waits for the promise given before answering. */
   hold?: (call: Call) => Promise<void> | undefined;
   answer?: (call: Call) => unknown;
+  /** Members of the mocked cluster (1 by default). */
+  members?: 1 | 3;
 }
 
 const scripts = new Map<string, Script>();
 const calls = new Map<string, Call[]>();
 const started = new Map<string, (call: Call) => void>();
 
-function inventory(): ClusterInventory {
+function inventory(members: 1 | 3): ClusterInventory {
+  const n = Array.from({ length: members }, (_, i) => i);
   return {
-    members: [
-      { name: 'kube-etcd-0', member: 0, nodeName: 'node-0', ready: false, restartCount: 9 },
-    ],
+    members: n.map((i) => ({
+      name: `kube-etcd-${i}`,
+      member: i,
+      nodeName: `node-${i}`,
+      ready: false,
+      restartCount: 9,
+    })),
     secretName: 'kube-etcd-certs-abcde',
-    dataClaims: ['data-kube-etcd-0'],
-    nodes: ['node-0'],
-    etcdReplicas: 1,
+    dataClaims: n.map((i) => `data-kube-etcd-${i}`),
+    nodes: n.map((i) => `node-${i}`),
+    etcdReplicas: members,
     apiserverReplicas: 3,
     maintenanceReplicas: 1,
+    ready: { etcd: 0, apiserver: 0, maintenance: 1 },
     pdbPresent: true,
+    etcdStatefulSet: { podManagementPolicy: 'Parallel', readiness: 'none' },
   };
 }
 
@@ -74,37 +92,66 @@ const record = {
   etcdHash: 1,
   keyCount: 20,
   kvHash: 4242,
+  kvHashCompactRevision: 50,
+  origin: 'taken',
   toolVersions: {},
 };
 
-const answers: Record<string, (input: Record<string, unknown>) => unknown> = {
-  resolveSnapshotToRestore: () => ({ backupId: 'b1', record, checks: [] }),
-  inspectUserCluster: () => inventory(),
-  savePdb: () => ({
-    apiVersion: 'policy/v1',
-    kind: 'PodDisruptionBudget',
-    metadata: { name: 'kube-apiserver-pdb', namespace: CLUSTER },
-    spec: { minAvailable: 2 },
+const answers: Record<string, (input: Record<string, unknown>, members: 1 | 3) => unknown> = {
+  resolveTarget: () => ({
+    adminCluster: 'sim',
+    repository: 'local',
+    profile: clusterProfileSchema.parse({}),
   }),
-  deletePdb: () => 'deleted',
-  scaleTo: () => undefined,
-  ensureUtilityPod: () => ({ pod: 'etcd-utility-0', created: true }),
+  resolveSnapshotToRestore: (input) => {
+    const backup = input.backup as { backupId?: string };
+    return backup.backupId
+      ? { backupId: 'b1', record, checks: [] }
+      : { backupId: input.importId, record: { ...record, origin: 'imported' }, checks: [] };
+  },
+  deleteImportedBackup: () => undefined,
+  inspectUserCluster: (_input, members) => inventory(members),
+  ensureUtilityPod: (input) => ({ pod: `etcd-utility-${input.member}`, created: true }),
+  checkPodTools: () => undefined,
+  measureFreeSpace: () => ({ availableBytes: 1 << 30 }),
   copySnapshotIntoPod: () => ({ sizeBytes: 10, sha256: record.sha256, resumedFromBytes: 0 }),
   checkSnapshotInPod: () => ({ hash: 1, revision: 100, totalKey: 5, totalSize: 10 }),
-  replaceMemberData: () => 'replaced',
-  deletePod: () => 'deleted',
-  waitEtcdHealthy: () => ({
-    health: [{ endpoint: 'e0', health: true }],
-    clusterIds: ['111'],
-    revisions: [100],
+  restoreIntoScratch: () => 'restored',
+  savePdb: () => ({
+    manifest: {
+      apiVersion: 'policy/v1',
+      kind: 'PodDisruptionBudget',
+      metadata: { name: 'kube-apiserver-pdb', namespace: CLUSTER },
+      spec: { minAvailable: 2 },
+    },
+    uid: 'pdb-uid-1',
   }),
-  readKeyspaceAt: () => ({
+  recordRestore: (input) => input.record,
+  deletePdb: () => 'deleted',
+  scaleTo: () => undefined,
+  stopEtcdMembers: () => [],
+  swapMemberData: () => 'replaced',
+  deletePod: () => 'deleted',
+  waitEtcdHealthy: (_input, members) => ({
+    health: Array.from({ length: members }, (_, i) => ({ endpoint: `e${i}`, health: true })),
+    clusterIds: ['111'],
+    memberIds: Array.from({ length: members }, (_, i) => String(i + 1)),
+    revisions: Array.from({ length: members }, () => 100),
+    versions: Array.from({ length: members }, () => '3.4.23'),
+  }),
+  readKeyspaceAt: (_input, members) => ({
     revision: 100,
     keyCount: 20,
-    hashes: [{ endpoint: 'e0', memberId: '1', hash: 4242 }],
+    hashes: Array.from({ length: members }, (_, i) => ({
+      endpoint: `e${i}`,
+      memberId: String(i + 1),
+      hash: 4242,
+      compactRevision: 50,
+    })),
   }),
   recreatePdb: () => 'created',
-  discardOldMemberData: () => undefined,
+  discardOldMemberData: () => [],
+  clearRestoreRecord: () => undefined,
 };
 
 /** Every activity the restore uses, answering from `answers` unless the test's script says otherwise. */
@@ -128,15 +175,18 @@ const mocks = Object.fromEntries(
         }
       }
       await script.hold?.(call);
-      return script.answer?.(call) ?? answers[name]?.(input);
+      return script.answer?.(call) ?? answers[name]?.(input, script.members ?? 1);
     },
   ]),
 ) as unknown as Activities;
 
-/** A call's short form: `scaleTo kube-apiserver 0`, `deletePod etcd-utility-0`. */
+/** A call's short form: `scaleTo kube-apiserver 0`, `deletePod etcd-utility-0`, `swapMemberData 1`. */
 function describeCall({ name, input }: Call): string {
   if (name === 'scaleTo') return `scaleTo ${input.name} ${input.replicas}`;
   if (name === 'deletePod') return `deletePod ${input.name}`;
+  if (input.member !== undefined && name !== 'readKeyspaceAt') return `${name} ${input.member}`;
+  if (typeof input.pod === 'string' && /^etcd-utility-\d$/.test(input.pod))
+    return `${name} ${input.pod.slice(-1)}`;
   return name;
 }
 
@@ -150,15 +200,8 @@ after(async () => {
   await ctx?.teardown();
 });
 
-/** Starts a restore with its own script; resolves with its handle and its calls so far. */
-async function start(
-  script: Script,
-  extra: Partial<RestoreUserClusterInput> = {},
-): Promise<{
-  handle: WorkflowHandle;
-  calls: Call[];
-  next: (pred: (c: Call) => boolean) => Promise<Call>;
-}> {
+/** Starts a restore with its own script; resolves with its handle and the calls it makes. */
+async function start(script: Script, extra: Partial<RestoreUserClusterInput> = {}) {
   const workflowId = `restore-logic-${++runs}`;
   const seen: Call[] = [];
   calls.set(workflowId, seen);
@@ -172,7 +215,7 @@ async function start(
       }
     }
   });
-  const handle = await ctx.env.client.workflow.start('restoreUserCluster', {
+  const handle = await ctx.env.client.workflow.start(restoreUserCluster, {
     taskQueue: ctx.taskQueue,
     workflowId,
     args: [
@@ -209,65 +252,86 @@ async function failureOf(handle: WorkflowHandle): Promise<Error> {
   return error.cause as Error;
 }
 
-/** The steps before the point of no return, in order, with what they change. */
-const STEPS: Array<{ step: string; is: (c: Call) => boolean; undo: string[] }> = [
-  { step: 'H2 save the PDB', is: (c) => c.name === 'savePdb', undo: [] },
-  { step: 'H2 delete the PDB', is: (c) => c.name === 'deletePdb', undo: ['recreatePdb'] },
+async function waitUntil(what: string, check: () => Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 1200; i++) {
+    if (await check()) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+const progressOf = (handle: WorkflowHandle) => handle.query<ProgressView>('progress');
+
+const UNDO_PREPARED = ['deletePod etcd-utility-0'];
+const UNDO_RESTORED = ['discardOldMemberData 0', ...UNDO_PREPARED];
+const UNDO_RECORDED = ['clearRestoreRecord', ...UNDO_RESTORED];
+const UNDO_PDB = ['recreatePdb', ...UNDO_RECORDED];
+
+/** The steps before the point of no return, in order, with what each one's failure puts back. */
+const STEPS: Array<{ step: string; call: string; undo: string[] }> = [
+  { step: 'H5a the utility pod', call: 'ensureUtilityPod 0', undo: UNDO_PREPARED },
+  { step: 'H5a the image has the tools', call: 'checkPodTools 0', undo: UNDO_PREPARED },
+  { step: 'H5a room on the volume', call: 'measureFreeSpace 0', undo: UNDO_PREPARED },
+  { step: 'H5b copy the snapshot', call: 'copySnapshotIntoPod', undo: UNDO_PREPARED },
+  { step: 'H5b check it in the pod', call: 'checkSnapshotInPod 0', undo: UNDO_PREPARED },
+  { step: 'H5c restore into scratch', call: 'restoreIntoScratch 0', undo: UNDO_RESTORED },
+  { step: 'H2 save the PDB', call: 'savePdb', undo: UNDO_RESTORED },
+  { step: 'record the originals', call: 'recordRestore', undo: UNDO_RECORDED },
+  { step: 'H2 delete the PDB', call: 'deletePdb', undo: UNDO_PDB },
   {
     step: 'H3 scale kube-apiserver to 0',
-    is: (c) => describeCall(c) === 'scaleTo kube-apiserver 0',
-    undo: ['scaleTo kube-apiserver 3', 'recreatePdb'],
+    call: 'scaleTo kube-apiserver 0',
+    undo: ['scaleTo kube-apiserver 3', ...UNDO_PDB],
   },
   {
     step: 'H3 scale gke-master-etcd-maintenance to 0',
-    is: (c) => describeCall(c) === 'scaleTo gke-master-etcd-maintenance 0',
-    undo: ['scaleTo gke-master-etcd-maintenance 1', 'scaleTo kube-apiserver 3', 'recreatePdb'],
+    call: 'scaleTo gke-master-etcd-maintenance 0',
+    undo: ['scaleTo gke-master-etcd-maintenance 1', 'scaleTo kube-apiserver 3', ...UNDO_PDB],
   },
   {
     step: 'stop etcd',
-    is: (c) => describeCall(c) === 'scaleTo kube-etcd 0',
+    call: 'stopEtcdMembers',
     undo: [
       'scaleTo kube-etcd 1',
       'scaleTo gke-master-etcd-maintenance 1',
       'scaleTo kube-apiserver 3',
-      'recreatePdb',
+      ...UNDO_PDB,
     ],
   },
-  ...['ensureUtilityPod', 'copySnapshotIntoPod', 'checkSnapshotInPod'].map((name) => ({
-    step: `H5 ${name}`,
-    is: (c: Call) => c.name === name,
-    undo: [
-      'deletePod etcd-utility-0',
-      'scaleTo kube-etcd 1',
-      'scaleTo gke-master-etcd-maintenance 1',
-      'scaleTo kube-apiserver 3',
-      'recreatePdb',
-    ],
-  })),
 ];
 
+const is = (call: string) => (c: Call) => describeCall(c) === call;
+
 /** The calls after the step under test: the undo, newest first. */
-function undoCalls(seen: Call[], is: (c: Call) => boolean): string[] {
-  return seen.slice(seen.findIndex(is) + 1).map(describeCall);
+function undoCalls(seen: Call[], call: string): string[] {
+  return seen.slice(seen.findIndex(is(call)) + 1).map(describeCall);
 }
 
-test('a restore through mocks succeeds and verifies what it read', async () => {
+test('a restore through mocks: preparation first, then the point of no return, verified before H7', async () => {
   const { handle, calls: seen } = await start({});
   const result = await handle.result();
+  assert.equal(result.outcome, 'restored');
   assert.deepEqual(result.members, [0]);
   assert.ok(result.verified.includes('1/1 members healthy'), result.verified.join('\n'));
   assert.deepEqual(seen.map(describeCall), [
+    'resolveTarget',
     'resolveSnapshotToRestore',
     'inspectUserCluster',
+    'ensureUtilityPod 0',
+    'checkPodTools 0',
+    'measureFreeSpace 0',
+    'copySnapshotIntoPod',
+    'checkSnapshotInPod 0',
+    'restoreIntoScratch 0',
     'savePdb',
+    'recordRestore',
     'deletePdb',
     'scaleTo kube-apiserver 0',
     'scaleTo gke-master-etcd-maintenance 0',
-    'scaleTo kube-etcd 0',
-    'ensureUtilityPod',
-    'copySnapshotIntoPod',
-    'checkSnapshotInPod',
-    'replaceMemberData',
+    'stopEtcdMembers',
+    'ensureUtilityPod 0',
+    'stopEtcdMembers',
+    'swapMemberData 0',
     'deletePod etcd-utility-0',
     'scaleTo kube-etcd 1',
     'waitEtcdHealthy',
@@ -276,20 +340,27 @@ test('a restore through mocks succeeds and verifies what it read', async () => {
     'scaleTo gke-master-etcd-maintenance 1',
     'recreatePdb',
     'inspectUserCluster',
-    'discardOldMemberData',
+    'ensureUtilityPod 0',
+    'discardOldMemberData 0',
+    'deletePod etcd-utility-0',
+    'clearRestoreRecord',
   ]);
+  const deletePdb = seen.find(is('deletePdb'));
+  assert.equal(deletePdb?.input.uid, 'pdb-uid-1', 'only the PDB saved is deleted');
 });
 
 describe('a failure before the point of no return puts back what was changed, newest first', () => {
-  for (const { step, is, undo } of STEPS) {
+  for (const { step, call, undo } of STEPS) {
     test(step, async () => {
       const boom = ApplicationFailure.nonRetryable(`${step} broke`, 'TestFailure');
-      const { handle, calls: seen } = await start({ fail: (c) => (is(c) ? boom : undefined) });
+      const { handle, calls: seen } = await start({
+        fail: (c) => (is(call)(c) ? boom : undefined),
+      });
       const cause = await failureOf(handle);
       assert.match(describeError(cause), /broke/);
-      assert.deepEqual(undoCalls(seen, is), undo);
+      assert.deepEqual(undoCalls(seen, call), undo);
       assert.equal(
-        seen.some((c) => c.name === 'replaceMemberData'),
+        seen.some((c) => c.name === 'swapMemberData'),
         false,
         'no data touched',
       );
@@ -300,27 +371,69 @@ describe('a failure before the point of no return puts back what was changed, ne
 });
 
 describe('a cancellation during any step before the point of no return ends CANCELLED, put back', () => {
-  for (const { step, is, undo } of STEPS) {
+  for (const { step, call, undo } of STEPS) {
     test(step, async () => {
-      const { handle, calls: seen, next } = await start({ block: is });
-      await next(is);
+      const { handle, calls: seen, next } = await start({ block: is(call) });
+      await next(is(call));
       await handle.cancel();
       const cause = await failureOf(handle);
       assert.ok(cause instanceof CancelledFailure, String(cause));
-      assert.deepEqual(undoCalls(seen, is), undo);
+      assert.deepEqual(undoCalls(seen, call), undo);
       const description = await handle.describe();
       assert.equal(description.status.name, 'CANCELLED');
       assert.deepEqual(description.searchAttributes.EtcdOutcome, ['cancelled']);
     });
   }
+
+  test('at the approval gate: nothing to put back', async () => {
+    const { handle, calls: seen } = await start({}, { requireApproval: true });
+    await waitUntil('the gate', async () => (await handle.query(planQuery)) !== undefined);
+    await handle.cancel();
+    assert.ok((await failureOf(handle)) instanceof CancelledFailure);
+    assert.deepEqual(seen.map(describeCall), [
+      'resolveTarget',
+      'resolveSnapshotToRestore',
+      'inspectUserCluster',
+    ]);
+  });
+});
+
+test('three members: every member settles before the undo, which puts back all three', async () => {
+  const { handle, calls: seen } = await start({
+    members: 3,
+    hold: (c) =>
+      describeCall(c) === 'restoreIntoScratch 2'
+        ? new Promise((resolve) => setTimeout(resolve, 1500))
+        : undefined,
+    fail: (c) =>
+      describeCall(c) === 'checkSnapshotInPod 1'
+        ? ApplicationFailure.nonRetryable('member 1 broke', 'TestFailure')
+        : undefined,
+  });
+  await failureOf(handle);
+  const names = seen.map(describeCall);
+  const firstUndo = names.findIndex(
+    (n) => n.startsWith('discardOldMemberData') || n.startsWith('deletePod'),
+  );
+  assert.ok(
+    names.indexOf('restoreIntoScratch 2') < firstUndo,
+    'member 2 finished its restore before anything was put back',
+  );
+  assert.deepEqual(names.slice(firstUndo).sort(), [
+    'deletePod etcd-utility-0',
+    'deletePod etcd-utility-1',
+    'deletePod etcd-utility-2',
+    'discardOldMemberData 0',
+    'discardOldMemberData 2',
+  ]);
 });
 
 test('an undo that fails is reported as UndoFailed naming it, and the other undos still run', async () => {
   const { handle, calls: seen } = await start({
     fail: (c) => {
-      if (c.name === 'checkSnapshotInPod')
-        return ApplicationFailure.nonRetryable('snapshot broke', 'TestFailure');
-      if (describeCall(c) === 'scaleTo kube-etcd 1')
+      if (c.name === 'stopEtcdMembers')
+        return ApplicationFailure.nonRetryable('stopping broke', 'TestFailure');
+      if (describeCall(c) === 'scaleTo kube-apiserver 3')
         return ApplicationFailure.nonRetryable('the API server refused', 'TestFailure');
       return undefined;
     },
@@ -328,30 +441,66 @@ test('an undo that fails is reported as UndoFailed naming it, and the other undo
   const cause = await failureOf(handle);
   assert.ok(cause instanceof ApplicationFailure);
   assert.equal(cause.type, FailureType.UndoFailed);
-  assert.match(cause.message, /a person must: scale kube-etcd back/);
-  assert.deepEqual(
-    undoCalls(seen, (c) => c.name === 'checkSnapshotInPod'),
-    [
-      'deletePod etcd-utility-0',
-      'scaleTo kube-etcd 1',
-      'scaleTo gke-master-etcd-maintenance 1',
-      'scaleTo kube-apiserver 3',
-      'recreatePdb',
-    ],
+  assert.match(
+    cause.message,
+    /a person must: kube-apiserver at 0 replicas \(was 3\): kubectl -n logic scale statefulset kube-apiserver --replicas=3/,
   );
+  assert.deepEqual(undoCalls(seen, 'stopEtcdMembers'), STEPS.at(-1)?.undo);
 });
 
-test('a restored keyspace unlike the backup fails as VerificationFailed', async () => {
-  const { handle } = await start({
-    answer: (c) =>
-      c.name === 'readKeyspaceAt'
-        ? { revision: 100, keyCount: 20, hashes: [{ endpoint: 'e0', memberId: '1', hash: 7 }] }
+test('a snapshot imported for a restore that fails before the point of no return is removed', async () => {
+  const { handle, calls: seen } = await start(
+    {
+      fail: (c) =>
+        c.name === 'checkPodTools'
+          ? ApplicationFailure.nonRetryable('no sh', 'MissingTools')
+          : undefined,
+    },
+    { backup: { importFile: 'snap.db' } },
+  );
+  await failureOf(handle);
+  const deleted = seen.find((c) => c.name === 'deleteImportedBackup');
+  assert.ok(deleted, seen.map(describeCall).join(', '));
+  assert.match(String(deleted.input.backupId), /^import-/);
+  assert.equal(seen.at(-1)?.name, 'deleteImportedBackup', 'the import goes last');
+});
+
+test('a lost lock before the point of no return puts everything back and fails (LockLost)', async () => {
+  const {
+    handle,
+    calls: seen,
+    next,
+  } = await start({
+    hold: (c) =>
+      describeCall(c) === 'restoreIntoScratch 0'
+        ? new Promise((r) => setTimeout(r, 2000))
         : undefined,
   });
+  await next(is('restoreIntoScratch 0'));
+  await ctx.env.client.workflow.getHandle(clusterLockId(CLUSTER)).terminate('an operator freed it');
   const cause = await failureOf(handle);
   assert.ok(cause instanceof ApplicationFailure);
-  assert.equal(cause.type, FailureType.VerificationFailed);
-  assert.match(cause.message, /differs from the backup's 4242/);
+  assert.equal(cause.type, FailureType.LockLost);
+  assert.deepEqual(undoCalls(seen, 'restoreIntoScratch 0'), UNDO_RESTORED);
+});
+
+test('a lost lock after the point of no return is recorded, and the restore finishes', async () => {
+  const { handle, next } = await start({
+    hold: (c) =>
+      c.name === 'waitEtcdHealthy' ? new Promise((r) => setTimeout(r, 2000)) : undefined,
+  });
+  await next((c) => c.name === 'waitEtcdHealthy');
+  await ctx.env.client.workflow
+    .getHandle(clusterLockId(CLUSTER))
+    .signal('release', { holder: 'someone else' });
+  const result = await handle.result();
+  assert.equal(result.outcome, 'restored');
+  assert.ok(
+    result.notes.some((n) =>
+      /lock was lost after the point of no return.*released by someone else/.test(n),
+    ),
+    result.notes.join('\n'),
+  );
 });
 
 describe('the approval gate', () => {
@@ -381,16 +530,20 @@ describe('the approval gate', () => {
     await refused(handle, { approvedBy: 'sre' }, /not at its approval gate yet/);
     await handle.signal(approveSignal, { approvedBy: 'too early' });
     open();
-    await waitUntil(async () => (await handle.query(planQuery)) !== undefined);
+    await waitUntil('the gate', async () => (await handle.query(planQuery)) !== undefined);
     const plan = await handle.query(planQuery);
     assert.deepEqual(plan?.destroys, [
       'etcd data of member 0 (PVC data-kube-etcd-0), replaced by revision 100',
     ]);
-    await refused(handle, { approvedBy: '  ' }, /approvedBy must name who approves/);
-    await refused(handle, { approvedBy: 'sre', comment: 7 }, /comment must be a string/);
+    await refused(handle, { approvedBy: '  ' }, /approvedBy: must name who decides/);
+    await refused(
+      handle,
+      { approvedBy: 'sre', comment: 7 },
+      /comment: Invalid input: expected string/,
+    );
     await handle.signal(approveSignal, { approvedBy: '' });
     assert.equal(
-      seen.some((c) => c.name === 'savePdb'),
+      seen.some((c) => c.name === 'ensureUtilityPod'),
       false,
       'still waiting: nothing changed',
     );
@@ -399,14 +552,19 @@ describe('the approval gate', () => {
       'approved by sre',
     );
     await handle.result();
-    const { log } = await handle.query<{ log: string[] }>('progress');
+    const { log } = await progressOf(handle);
     assert.ok(
       log.some((l) => /approval signal ignored: the restore is not at its approval gate/.test(l)),
     );
     assert.ok(
-      log.some((l) => /approval signal ignored: approvedBy must name who approves/.test(l)),
+      log.some((l) => /approval signal ignored: approvedBy: must name who decides/.test(l)),
     );
     assert.ok(log.some((l) => /approved by sre: go/.test(l)));
+    assert.equal(
+      seen.filter((c) => c.name === 'inspectUserCluster').length,
+      3,
+      'inspected again after approval',
+    );
   });
 
   test('a restore that does not wait for approval refuses one', async () => {
@@ -415,12 +573,142 @@ describe('the approval gate', () => {
     open();
     await handle.result();
   });
+
+  test('nobody approves within the timeout: the restore ends, nothing changed (ApprovalTimedOut)', async () => {
+    const { handle, calls: seen } = await start(
+      {},
+      { requireApproval: true, approvalTimeout: '2s' },
+    );
+    const cause = await failureOf(handle);
+    assert.ok(cause instanceof ApplicationFailure);
+    assert.equal(cause.type, FailureType.ApprovalTimedOut);
+    assert.deepEqual(seen.map(describeCall), [
+      'resolveTarget',
+      'resolveSnapshotToRestore',
+      'inspectUserCluster',
+    ]);
+  });
+
+  test('a cluster that changed while it waited is refused after approval, nothing changed', async () => {
+    let inspections = 0;
+    const { handle, calls: seen } = await start(
+      {
+        answer: (c) =>
+          c.name === 'inspectUserCluster' && ++inspections > 1
+            ? { ...inventory(1), apiserverReplicas: 5 }
+            : undefined,
+      },
+      { requireApproval: true },
+    );
+    await waitUntil('the gate', async () => (await handle.query(planQuery)) !== undefined);
+    await handle.executeUpdate(approveUpdate, { args: [{ approvedBy: 'sre' }] });
+    const cause = await failureOf(handle);
+    assert.ok(cause instanceof ApplicationFailure);
+    assert.equal(cause.type, FailureType.ClusterState);
+    assert.match(cause.message, /changed while the restore waited for approval.*replicas/);
+    assert.equal(
+      seen.some((c) => c.name === 'ensureUtilityPod'),
+      false,
+    );
+  });
 });
 
-async function waitUntil(check: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 600; i++) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('timed out');
-}
+describe('after the point of no return nothing fails the workflow', () => {
+  test('a transient failure (a wait that timed out) is retried and the restore finishes', async () => {
+    let failed = false;
+    const { handle } = await start({
+      fail: (c) => {
+        if (c.name !== 'waitEtcdHealthy' || failed) return undefined;
+        failed = true;
+        return ApplicationFailure.nonRetryable(
+          'timed out waiting for 1 healthy etcd members',
+          FailureType.WaitTimeout,
+        );
+      },
+    });
+    const result = await handle.result();
+    assert.equal(result.outcome, 'restored');
+    const { log } = await progressOf(handle);
+    assert.ok(
+      log.some((l) =>
+        /H6 start etcd and verify it \(before H7\) failed .* run again in 10 seconds/.test(l),
+      ),
+    );
+  });
+
+  test('a verification that does not pass keeps kube-apiserver at 0 and waits for an operator; retry finishes', async () => {
+    let hash = 7;
+    const { handle, calls: seen } = await start({
+      answer: (c) =>
+        c.name === 'readKeyspaceAt'
+          ? {
+              revision: 100,
+              keyCount: 20,
+              hashes: [{ endpoint: 'e0', memberId: '1', hash, compactRevision: 50 }],
+            }
+          : undefined,
+    });
+    await waitUntil(
+      'needs-operator',
+      async () => (await handle.describe()).searchAttributes.EtcdOutcome?.[0] === 'needs-operator',
+    );
+    assert.equal(seen.some(is('scaleTo kube-apiserver 3')), false, 'kube-apiserver stays at 0');
+    const [problem] = await handle.query(problemQuery);
+    assert.match(problem?.error ?? '', /differs from the backup's 4242/);
+    assert.ok(
+      problem?.stillChanged.some((c) => /kube-apiserver at 0 replicas \(was 3\)/.test(c)),
+      problem?.stillChanged.join('\n'),
+    );
+    assert.ok(
+      problem?.stillChanged.some((c) => /PodDisruptionBudget kube-apiserver-pdb deleted/.test(c)),
+    );
+    await assert.rejects(
+      handle.executeUpdate(resolveProblemUpdate, { args: [{ action: 'retry', by: '' }] }),
+      (e: unknown) =>
+        e instanceof WorkflowUpdateFailedError &&
+        /by: must name who decides/.test(String(e.cause?.message)),
+    );
+    hash = 4242; // the operator fixed what made the keyspace differ
+    assert.equal(
+      await handle.executeUpdate(resolveProblemUpdate, { args: [{ action: 'retry', by: 'sre' }] }),
+      'retry by sre',
+    );
+    const result: RestoreUserClusterResult = await handle.result();
+    assert.equal(result.outcome, 'restored');
+    assert.ok(seen.some(is('scaleTo kube-apiserver 3')));
+    const { searchAttributes } = await handle.describe();
+    assert.deepEqual(searchAttributes.EtcdOutcome, ['succeeded']);
+  });
+
+  test('a hand-over ends the restore (handed-over) with the list of what is not put back', async () => {
+    const { handle } = await start({
+      fail: (c) =>
+        c.name === 'swapMemberData'
+          ? ApplicationFailure.nonRetryable('both member/ exist', FailureType.ClusterState)
+          : undefined,
+    });
+    await waitUntil(
+      'needs-operator',
+      async () => (await handle.describe()).searchAttributes.EtcdOutcome?.[0] === 'needs-operator',
+    );
+    await handle.executeUpdate(resolveProblemUpdate, {
+      args: [{ action: 'hand-over', by: 'sre', comment: 'fixing member 0 by hand' }],
+    });
+    const result: RestoreUserClusterResult = await handle.result();
+    assert.equal(result.outcome, 'handed-over');
+    for (const expected of [
+      /kube-apiserver at 0 replicas/,
+      /kube-etcd at 0 replicas/,
+      /PodDisruptionBudget/,
+      /utility pod etcd-utility-0 exists/,
+    ]) {
+      assert.ok(
+        result.notPutBack.some((l) => expected.test(l)),
+        `${expected}: ${result.notPutBack.join('\n')}`,
+      );
+    }
+    const { searchAttributes, status } = await handle.describe();
+    assert.equal(status.name, 'COMPLETED');
+    assert.deepEqual(searchAttributes.EtcdOutcome, ['handed-over']);
+  });
+});

@@ -5,6 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
@@ -16,18 +19,32 @@ import {
 } from '../harness/temporal.js';
 
 let ctx: TemporalTestContext;
+const dir = mkdtempSync(join(tmpdir(), 'workflow-input-cli-'));
+/** A kubeconfig the worker cannot load, holding what must never reach workflow history. */
+const SECRET = 'token: s3cr3t-bearer-token-do-not-leak';
 before(async () => {
-  ctx = await startTemporalTestContext('workflow-input-cli');
+  const kubeconfig = join(dir, 'broken.kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    `apiVersion: v1\nusers:\n- name: u\n  user:\n    ${SECRET}\n  : [unbalanced\n`,
+  );
+  ctx = await startTemporalTestContext('workflow-input-cli', {
+    config: {
+      adminClusters: { admin: { kubeconfig } },
+      repositories: { local: { path: join(dir, 'backups') } },
+    },
+  });
 });
 after(async () => {
   await ctx?.teardown();
+  rmSync(dir, { recursive: true, force: true });
 });
 
 /** Starts `type` with the CLI binary and returns how the run failed. */
 async function startWithCliAndGetFailure(
   type: string,
   input: unknown,
-): Promise<{ error: WorkflowFailedError; workflowTasks: number }> {
+): Promise<{ error: WorkflowFailedError; workflowTasks: number; workflowId: string }> {
   const workflowId = `${type}-${randomUUID()}`;
   const out = await temporalCli(ctx.server, [
     'workflow',
@@ -53,7 +70,7 @@ async function startWithCliAndGetFailure(
   );
   const { events } = await handle.fetchHistory();
   const workflowTasks = (events ?? []).filter((e) => e.workflowTaskStartedEventAttributes).length;
-  return { error, workflowTasks };
+  return { error, workflowTasks, workflowId };
 }
 
 /** A bad input fails the run at once: in its first workflow task, non-retryably. */
@@ -68,15 +85,22 @@ async function expectInvalidInput(type: string, input: unknown, fieldMessage: Re
 }
 
 /**
- * A good input gets past validation to the first activity, which fails for a reason of
- * the environment (this test's worker has no cluster and no backups).
+ * A good input gets past validation to the first activity, which resolves the names and
+ * fails: this test's worker's one admin cluster has a kubeconfig that cannot be loaded. The
+ * failure names the admin cluster and never quotes the file (it would land in history).
  */
-async function expectPastValidation(type: string, input: unknown, activityFailureType: string) {
-  const { error } = await startWithCliAndGetFailure(type, input);
+async function expectPastValidation(type: string, input: unknown) {
+  const { error, workflowId } = await startWithCliAndGetFailure(type, input);
   assert.ok(error.cause instanceof ActivityFailure, `expected ActivityFailure, got ${error.cause}`);
   const failure = error.cause.cause;
   assert.ok(failure instanceof ApplicationFailure, `expected ApplicationFailure, got ${failure}`);
-  assert.equal(failure.type, activityFailureType, failure.message);
+  assert.equal(failure.type, FailureType.KubeconfigUnloadable, failure.message);
+  assert.match(failure.message, /cannot load the kubeconfig of admin cluster admin/);
+  const history = JSON.stringify(
+    await ctx.env.client.workflow.getHandle(workflowId).fetchHistory(),
+  );
+  assert.equal(history.includes('s3cr3t'), false, 'the kubeconfig is not quoted into history');
+  assert.equal(history.includes('broken.kubeconfig'), false, 'nor is its path');
 }
 
 const goodBackup = { userClusterName: 'user-cluster-1' };
@@ -95,25 +119,32 @@ describe('backupUserCluster started with the Temporal CLI', () => {
     ],
     ['a missing name', {}, /userClusterName: /],
     ['a member out of range', { ...goodBackup, sourceMember: 3 }, /sourceMember: /],
+    // The trust boundary: no kubeconfig, directory, image or endpoint in an input.
     [
-      'a relative kubeconfig path',
-      { ...goodBackup, adminKubeconfig: 'kube/config' },
-      /adminKubeconfig: must be an absolute path/,
+      'a kubeconfig path',
+      { ...goodBackup, adminKubeconfig: '/root/.kube/config' },
+      /adminKubeconfig/,
+    ],
+    ['a backup directory', { ...goodBackup, backupDir: '/' }, /backupDir/],
+    [
+      'a profile (images, endpoints)',
+      { ...goodBackup, profile: { utilityImageRepository: 'evil.example/util' } },
+      /profile/,
+    ],
+    [
+      'an admin cluster that is not a name',
+      { ...goodBackup, adminCluster: '/etc' },
+      /adminCluster: /,
     ],
     ['an unknown field', { ...goodBackup, extra: 1 }, /extra/],
-    [
-      'a bad profile value',
-      { ...goodBackup, profile: { peerUrlTemplate: 'https://x:2380' } },
-      /profile\.peerUrlTemplate: must contain \{member\}/,
-    ],
   ];
   for (const [what, input, fieldMessage] of badInputs) {
     test(`fails at once, non-retryably, on ${what}`, () =>
       expectInvalidInput('backupUserCluster', input, fieldMessage));
   }
 
-  test('good input passes validation (and reaches the cluster: none is configured here)', () =>
-    expectPastValidation('backupUserCluster', goodBackup, 'MissingKubeconfig'));
+  test('good input passes validation, and the kubeconfig that fails to load is named, never quoted', () =>
+    expectPastValidation('backupUserCluster', goodBackup));
 });
 
 describe('restoreUserCluster started with the Temporal CLI', () => {
@@ -125,14 +156,24 @@ describe('restoreUserCluster started with the Temporal CLI', () => {
     ],
     ['no backup', { ...goodRestore, backup: undefined }, /backup: /],
     [
-      'both backup id and path',
-      { ...goodRestore, backup: { backupId: 'x', path: '/b/snapshot.db' } },
-      /backup: give exactly one of backupId or path/,
+      'both a backup id and an import file',
+      { ...goodRestore, backup: { backupId: 'x', importFile: 'snapshot.db' } },
+      /backup: give exactly one of backupId or importFile/,
     ],
     [
-      'a backup path with ..',
-      { ...goodRestore, backup: { path: '/backups/../etc/shadow' } },
-      /backup\.path: must not contain "\.\." segments/,
+      'a path on the worker instead of a file name of the inbox',
+      { ...goodRestore, backup: { path: '/backups/other-cluster/snapshot.db' } },
+      /backup: .*path/,
+    ],
+    [
+      'an import file name that leaves the inbox',
+      { ...goodRestore, backup: { importFile: '../../etc/shadow' } },
+      /backup\.importFile: must be a file name/,
+    ],
+    [
+      'an approval timeout that is no duration',
+      { ...goodRestore, approvalTimeout: 'soon' },
+      /approvalTimeout: /,
     ],
     ['two members', { ...goodRestore, members: 2 }, /members: /],
   ];
@@ -141,13 +182,9 @@ describe('restoreUserCluster started with the Temporal CLI', () => {
       expectInvalidInput('restoreUserCluster', input, fieldMessage));
   }
 
-  test('good input passes validation (and looks for the backup: there is none here)', async () => {
+  test('good input passes validation, and the kubeconfig that fails to load is named, never quoted', async () => {
     for (const members of [1, 3]) {
-      await expectPastValidation(
-        'restoreUserCluster',
-        { ...goodRestore, members },
-        'BackupNotFound',
-      );
+      await expectPastValidation('restoreUserCluster', { ...goodRestore, members });
     }
   });
 });

@@ -1,18 +1,25 @@
 /**
  * SPEC.md B1–B4 (and A1, the runbook's "automatic backup"): snapshot a user cluster's
  * etcd and keep it outside the cluster, verified, with a manifest; then apply retention.
+ *
+ * The keyspace fingerprint a restore checks against (key count and hashkv at the
+ * snapshot's revision) is recorded with the compact revision hashkv reports: a compaction
+ * between the snapshot and the hash changes the hash, and a restore compares only hashes
+ * taken at the same compact revision (see workflows/restore/checks.ts).
  */
-import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
+import { CancellationScope, isCancellation, uuid4, workflowInfo } from '@temporalio/workflow';
 import { long, quick } from '../activities.js';
-import { acquireClusterLock } from '../cluster-lock.js';
+import { acquireClusterLock, type ClusterLock } from '../cluster-lock.js';
 import {
   type BackupUserClusterInput,
   type BackupUserClusterResult,
   backupSnapshotPathInPod,
   backupUserClusterInputSchema,
+  FailureType,
   formatBackupId,
   memberProfile,
   parseWorkflowInput,
+  TemporalScheduledById,
 } from '../contract/index.js';
 import { describeError, Progress } from '../progress.js';
 
@@ -25,28 +32,49 @@ export async function backupUserCluster(
   input: BackupUserClusterInput,
 ): Promise<BackupUserClusterResult> {
   const params = parseWorkflowInput('backupUserCluster', backupUserClusterInputSchema, input);
-  const { userClusterName, profile } = params;
+  const { userClusterName } = params;
   const progress = new Progress(
     'backup',
     userClusterName,
     `Backup of user cluster ${userClusterName}`,
     BACKUP_LIMITS,
   );
-  const cluster = { adminKubeconfig: params.adminKubeconfig, namespace: userClusterName };
-  const repository = { backupDir: params.backupDir, userClusterName };
   const backupId = formatBackupId(new Date(), uuid4().slice(0, 8));
   progress.fact('backup id', backupId);
+  const warnings: string[] = [];
 
-  progress.step('lock: one backup or restore of this cluster at a time');
-  let release: () => Promise<void>;
+  let lock: ClusterLock;
+  let target: Awaited<ReturnType<typeof quick.resolveTarget>>;
   try {
-    release = await acquireClusterLock(userClusterName, 'backup');
+    progress.step('which admin cluster and repository: the worker resolves the names');
+    target = await quick.resolveTarget.executeWithOptions({ summary: 'resolve the names' }, [
+      {
+        adminCluster: params.adminCluster,
+        repository: params.repository,
+        userClusterName,
+      },
+    ]);
+    progress.fact('admin cluster', target.adminCluster);
+    progress.fact('repository', target.repository);
+    progress.step('lock: one backup or restore of this cluster at a time');
+    lock = await acquireClusterLock(userClusterName, 'backup');
   } catch (error) {
-    // Refused (ClusterBusy): say so, or the Web UI would list this run as running forever.
+    // A scheduled run that finds the cluster busy (a restore, a manual backup) skips: the
+    // schedule is not painted red by a restore; any other refusal is a failure.
+    const scheduled = workflowInfo().typedSearchAttributes.get(TemporalScheduledById);
+    if (scheduled && (error as { type?: string }).type === FailureType.ClusterBusy) {
+      progress.finish('skipped-busy', `skipped: ${describeError(error)}`);
+      return { outcome: 'skipped-busy', prunedBackupIds: [], warnings: [describeError(error)] };
+    }
+    // Say so, or the Web UI would list this run as running for ever.
     progress.finish('failed', `backup refused: ${describeError(error)}`);
     throw error;
   }
-  let snapshotInPod: { pod: string; path: string } | undefined;
+  const { profile } = target;
+  const cluster = { adminCluster: target.adminCluster, namespace: userClusterName };
+  const backup = { repository: target.repository, userClusterName, backupId };
+  const pathInPod = backupSnapshotPathInPod(profile, backupId);
+  let sourcePod: { pod: string; container: string } | undefined;
   try {
     progress.step('B1 preflight: namespace, etcd Secret, a ready member to snapshot');
     const source = await quick.findSnapshotSource.executeWithOptions(
@@ -54,41 +82,44 @@ export async function backupUserCluster(
       [{ ...cluster, profile, member: params.sourceMember }],
     );
     progress.fact('source', `${source.pod} on node ${source.nodeName ?? '?'} (${source.reason})`);
-    const pod = { ...cluster, pod: source.pod, container: profile.etcdContainer };
+    sourcePod = { pod: source.pod, container: profile.etcdContainer };
+    const pod = { ...cluster, ...sourcePod };
     // etcdctl in the pod talks to its own member (see memberProfile).
     const sourceProfile = memberProfile(profile, source.member);
 
     progress.step(`B2 etcdctl snapshot save in ${source.pod}`);
-    const path = backupSnapshotPathInPod(profile, backupId);
-    snapshotInPod = { pod: source.pod, path };
     const snapshot = await long.saveSnapshotInPod.executeWithOptions(
-      { summary: `B2 etcdctl snapshot save ${path} in ${source.pod}` },
-      [{ ...pod, profile: sourceProfile, path }],
+      { summary: `B2 etcdctl snapshot save ${pathInPod} in ${source.pod}` },
+      [{ ...pod, profile: sourceProfile, path: pathInPod }],
     );
     const { revision, totalKey, hash } = snapshot.status;
     progress.fact(
       'snapshot',
       `revision ${revision}, ${totalKey} keys, ${snapshot.sizeBytes} bytes, sha256 ${snapshot.sha256}`,
     );
-    const keyspace = await quick.readKeyspaceAt.executeWithOptions(
+    const keyspace = await long.readKeyspaceAt.executeWithOptions(
       { summary: `keyspace of ${source.pod} at revision ${revision}` },
       [{ ...pod, profile: sourceProfile, revision, cluster: false }],
+    );
+    const fingerprint = keyspace.hashes[0];
+    progress.fact(
+      'keyspace',
+      `${keyspace.keyCount} keys at revision ${revision}, hashkv ${fingerprint?.hash} at compact revision ${fingerprint?.compactRevision}`,
     );
 
     progress.step('B3 copy the snapshot out of the pod');
     const copy = await long.copySnapshotToRepository.executeWithOptions(
-      { summary: `B3 copy ${source.pod}:${path} to backup ${backupId}` },
-      [{ ...repository, backupId, source: { ...pod, path } }],
+      { summary: `B3 copy ${source.pod}:${pathInPod} to backup ${backupId}` },
+      [{ ...backup, source: { ...pod, path: pathInPod } }],
     );
     progress.fact('copied', `${copy.sizeBytes} bytes (resumed from ${copy.resumedFromBytes})`);
 
     progress.step('B4 store the backup outside the cluster, with its manifest');
-    const backup = await quick.commitBackup.executeWithOptions(
+    const record = await long.commitBackup.executeWithOptions(
       { summary: `B4 store backup ${backupId}` },
       [
         {
-          ...repository,
-          backupId,
+          ...backup,
           record: {
             member: source.member,
             sourcePod: source.pod,
@@ -99,46 +130,57 @@ export async function backupUserCluster(
             totalKeys: totalKey,
             etcdHash: hash,
             keyCount: keyspace.keyCount,
-            kvHash: keyspace.hashes[0]?.hash,
-            toolVersions: { workflow: 'backupUserCluster/1' },
+            ...(fingerprint
+              ? { kvHash: fingerprint.hash, kvHashCompactRevision: fingerprint.compactRevision }
+              : {}),
+            origin: 'taken',
+            toolVersions: { workflow: 'backupUserCluster/2' },
           },
         },
       ],
     );
-    const verified = await quick.verifyBackup.executeWithOptions(
+    const verified = await long.verifyBackup.executeWithOptions(
       { summary: `verify backup ${backupId}` },
-      [{ ...repository, backupId }],
+      [backup],
     );
     for (const check of verified.checks) progress.note(`verified: ${check}`);
 
-    progress.step(`remove ${path} from ${source.pod}`);
-    await quick.removeFileInPod({ ...pod, path });
-    snapshotInPod = undefined;
+    progress.step(`remove ${pathInPod} from ${source.pod}`);
+    // The backup is stored and verified: a file left in the pod is worth a warning, not a failure.
+    await quick
+      .removeFilesInPod({ ...pod, paths: [pathInPod, `${pathInPod}.part`] })
+      .catch((error: unknown) => {
+        warnings.push(`${pathInPod} may be left in ${source.pod}: ${describeError(error)}`);
+      });
+    sourcePod = undefined;
 
     let prunedBackupIds: string[] = [];
     if (params.retention) {
       progress.step(`retention: keep the newest ${params.retention.keepLast}`);
-      prunedBackupIds = await quick.pruneBackups({ ...repository, policy: params.retention });
+      prunedBackupIds = await quick.pruneBackups({ ...backup, policy: params.retention });
       progress.fact('pruned', prunedBackupIds.join(', ') || 'none');
     }
+    const lost = lock.lost();
+    if (lost) warnings.push(`the cluster lock was lost during the backup: ${lost}`);
+    for (const warning of warnings) progress.note(`warning: ${warning}`);
     progress.finish('succeeded', `backup ${backupId} stored and verified`);
-    return { backup, prunedBackupIds };
+    return { outcome: 'stored', backup: record, prunedBackupIds, warnings };
   } catch (error) {
     progress.finish(
       isCancellation(error) ? 'cancelled' : 'failed',
       `backup failed: ${describeError(error)}`,
     );
     await CancellationScope.nonCancellable(async () => {
-      // Leave nothing behind: the snapshot file in the pod, a half-copied staging file.
-      if (snapshotInPod) {
+      // Leave nothing behind: the snapshot file (or its .part) in the pod, a staged copy.
+      if (sourcePod) {
         await quick
-          .removeFileInPod({ ...cluster, ...snapshotInPod, container: profile.etcdContainer })
+          .removeFilesInPod({ ...cluster, ...sourcePod, paths: [pathInPod, `${pathInPod}.part`] })
           .catch(() => {});
       }
-      await quick.abortBackup({ ...repository, backupId }).catch(() => {});
+      await quick.abortBackup(backup).catch(() => {});
     });
     throw error;
   } finally {
-    await CancellationScope.nonCancellable(release);
+    await CancellationScope.nonCancellable(() => lock.release());
   }
 }

@@ -3,12 +3,11 @@
  * back. They travel through workflow history as JSON, so they are plain data — and never
  * a path on the worker, key material or a kubeconfig's contents.
  */
-import type { BackupRecord } from './schemas.js';
+import type { BackupRecord, ClusterProfile } from './schemas.js';
 
-/** Which admin cluster, and which user cluster namespace in it. */
+/** Which admin cluster (a name in the worker's configuration), and which user cluster namespace in it. */
 export interface ClusterRef {
-  /** Kubeconfig path on the worker; the worker's default if absent. */
-  adminKubeconfig?: string;
+  adminCluster: string;
   namespace: string;
 }
 
@@ -29,9 +28,21 @@ export interface WorkloadTarget extends ClusterRef {
   name: string;
 }
 
-/** Which backup repository: the worker's default if `backupDir` is absent. */
+/** Which backup repository: a name in the worker's configuration. */
 export interface RepositoryRef {
-  backupDir?: string;
+  repository: string;
+}
+
+/**
+ * What a workflow's names resolve to on the worker: the admin cluster and repository it
+ * will use (defaults filled in), and the cluster profile the worker's configuration gives
+ * that admin cluster. Checked: the admin cluster's kubeconfig loads, the user cluster is
+ * one of its user clusters.
+ */
+export interface ResolvedTarget {
+  adminCluster: string;
+  repository: string;
+  profile: ClusterProfile;
 }
 
 /** One backup in a repository. */
@@ -64,7 +75,12 @@ export interface ClusterInventory {
   etcdReplicas: number;
   apiserverReplicas: number;
   maintenanceReplicas: number;
+  /** Pods Ready at inspection: all an undo may wait for (corrupt members never were). */
+  ready: ReplicaCounts;
   pdbPresent: boolean;
+  etcdStatefulSet: EtcdStatefulSetShape;
+  /** The record an earlier restore left on the cluster, if it did not finish. */
+  previousRestore?: RestoreRecord;
 }
 
 /** Where a backup's snapshot is taken from (B1). */
@@ -86,8 +102,56 @@ export interface PdbManifest {
     namespace: string;
     labels?: Record<string, string>;
     annotations?: Record<string, string>;
+    ownerReferences?: Array<{
+      apiVersion: string;
+      kind: string;
+      name: string;
+      uid: string;
+      controller?: boolean;
+      blockOwnerDeletion?: boolean;
+    }>;
   };
   spec: Record<string, unknown>;
+}
+
+/** The PDB as H2 saved it: the manifest, and the uid of the object deleted. */
+export interface SavedPdb {
+  manifest: PdbManifest;
+  uid?: string;
+}
+
+/** Replica counts of the workloads a restore scales. */
+export interface ReplicaCounts {
+  etcd: number;
+  apiserver: number;
+  maintenance: number;
+}
+
+/**
+ * What a restore records on the cluster itself (a ConfigMap in the user cluster's
+ * namespace) before it changes anything, so a restore started after an abandoned one reads
+ * the true originals, not the zeros it left.
+ */
+export interface RestoreRecord {
+  /** The restore that wrote it. */
+  workflowId: string;
+  startedAt: string;
+  replicas: ReplicaCounts;
+  /** The PDB deleted in H2, if there was one. */
+  pdb?: PdbManifest;
+}
+
+/** How kube-etcd's pods are started, as far as a restore's H6 depends on it. */
+export interface EtcdStatefulSetShape {
+  /** Kubernetes' default is OrderedReady: one pod at a time, each Ready before the next. */
+  podManagementPolicy: 'OrderedReady' | 'Parallel';
+  /**
+   * What the kube-etcd readiness probe needs: nothing (no probe), the member alone
+   * (`local`: a serializable read, `/health?serializable=true`, a TCP port), or quorum.
+   */
+  readiness: 'none' | 'local' | 'quorum';
+  /** The probe, described for people. */
+  readinessProbe?: string;
 }
 
 /** `etcdctl snapshot status -w json`. */
@@ -117,6 +181,8 @@ export interface EndpointHashKv {
   /** Decimal, as etcd's JSON prints it. */
   memberId: string;
   hash: number;
+  /** The member's compact revision the hash was computed at (-1: never compacted). */
+  compactRevision: number;
 }
 
 /** Fingerprint of the keyspace at one revision. */
@@ -126,11 +192,15 @@ export interface KeyspaceAt {
   hashes: EndpointHashKv[];
 }
 
-/** What the members say of themselves: health, cluster IDs and revisions. */
+/** What the members say of themselves: health, cluster IDs, member IDs and revisions. */
 export interface EtcdHealthReport {
   health: EndpointHealth[];
   clusterIds: string[];
+  /** One per member that answered `endpoint status`, decimal. */
+  memberIds: string[];
   revisions: number[];
+  /** The server version each member reports. */
+  versions: string[];
 }
 
 export interface CopyResult {

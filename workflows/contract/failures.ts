@@ -13,14 +13,22 @@ export const FailureType = {
   UndoFailed: 'UndoFailed',
   /** The restored cluster did not pass the end-of-restore checks. */
   VerificationFailed: 'VerificationFailed',
+  /** Nobody approved the restore within its approval timeout; nothing was changed. */
+  ApprovalTimedOut: 'ApprovalTimedOut',
+  /** The cluster lock was terminated or released by someone else before the point of no return. */
+  LockLost: 'LockLost',
+  /** An image lacks a tool the product needs (named in the message); nothing was changed by it. */
+  MissingTools: 'MissingTools',
+  /** A volume has too little room for what must be written on it. */
+  NoSpace: 'NoSpace',
   /** The PodDisruptionBudget present differs from the one saved before the restore. */
   PdbConflict: 'PdbConflict',
   /** A wait for pods, replicas or etcd health ran out of time. */
   WaitTimeout: 'WaitTimeout',
   /** The API server refused the request for good (400, 401, 403, 405, 415, 422). */
   KubeApiRejected: 'KubeApiRejected',
-  /** No admin cluster kubeconfig: neither the input nor the worker names one. */
-  MissingKubeconfig: 'MissingKubeconfig',
+  /** The kubeconfig the worker's configuration gives an admin cluster cannot be loaded. */
+  KubeconfigUnloadable: 'KubeconfigUnloadable',
   /** A snapshot in a pod is not the backup, or not a valid etcd snapshot. */
   CorruptSnapshot: 'CorruptSnapshot',
   /** etcdctl printed something that cannot be read; another try prints the same. */

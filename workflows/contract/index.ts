@@ -7,6 +7,7 @@
 export * from './activity-types.js';
 export * from './failures.js';
 export * from './names.js';
+export * from './requirements.js';
 export * from './schemas.js';
 export * from './search-attributes.js';
 export * from './validate.js';

@@ -97,6 +97,9 @@ export function restoreSnapshotPathInPod(profile: ClusterProfile): string {
   return podJoin(profile.workDir, 'snapshot.db');
 }
 
+/** The ConfigMap in the user cluster's namespace where a restore records the originals. */
+export const RESTORE_RECORD_CONFIGMAP = 'etcd-ha-restore-record';
+
 /** The lock workflow of a user cluster: one backup or restore at a time. */
 export function clusterLockId(userClusterName: string): string {
   return `etcd-lock-${userClusterName}`;

@@ -38,6 +38,11 @@ export const absolutePath = z
 /** An absolute path inside a container (same rules; a separate name says where it is read). */
 export const podPath = absolutePath;
 
+/** A duration as Temporal takes it: `90s`, `30m`, `4h`, `2d`. */
+export const duration = z
+  .string()
+  .regex(/^\d+(\.\d+)?(ms|s|m|h|d)$/, 'must be a duration such as 30m, 4h or 1d');
+
 /** A container image tag, as the registry accepts it (e.g. `1.5.0-gke.0`). */
 export const imageTag = z
   .string()
@@ -67,7 +72,7 @@ const memberUrlTemplate = z
  * What differs between clusters that run the runbook: GKE on-prem's values (SPEC.md) are
  * the defaults; the simulated cluster supplies its own. Everything else is one code path.
  */
-export const clusterProfileSchema = z.object({
+export const clusterProfileSchema = z.strictObject({
   /**
    * etcd client endpoint as seen from inside member N's etcd or utility pod (B2). May
    * contain `{member}` where the members' pods share one network (the simulated cluster).
@@ -121,17 +126,31 @@ export const clusterProfileSchema = z.object({
 });
 export type ClusterProfile = z.infer<typeof clusterProfileSchema>;
 
-/** Fields every operation on a user cluster shares. */
+/** The profile's fields that a worker's configuration may override (GKE's values otherwise). */
+export const clusterProfileOverridesSchema = clusterProfileSchema.partial();
+export type ClusterProfileOverrides = z.input<typeof clusterProfileOverridesSchema>;
+
+/**
+ * Fields every operation on a user cluster shares. Names only: which kubeconfig, which
+ * directory, which images and endpoints — the worker's configuration says, by these names.
+ */
 const userClusterTarget = {
   /** USER_CLUSTER_NAME: the user cluster, and its namespace in the admin cluster. */
   userClusterName: dnsLabel,
-  /** ADMIN_CLUSTER_KUBECONFIG: a path on the worker; the worker's configured one if absent. */
-  adminKubeconfig: absolutePath.optional(),
-  /** Backup repository directory on the worker (B4); the worker's configured one if absent. */
-  backupDir: absolutePath.optional(),
-  /** Cluster profile overrides; GKE on-prem defaults for what is not given. */
-  profile: clusterProfileSchema.default(() => clusterProfileSchema.parse({})),
+  /** The admin cluster, as the worker's configuration names it; its only one if absent. */
+  adminCluster: dnsLabel.optional(),
+  /** The backup repository (B4), as the worker's configuration names it; its only one if absent. */
+  repository: dnsLabel.optional(),
 };
+
+/** A file name (no directory): a snapshot the operator put in the worker's import inbox. */
+export const inboxFileName = z
+  .string()
+  .max(255)
+  .regex(
+    /^[A-Za-z0-9][A-Za-z0-9._-]*$/,
+    "must be a file name in the worker's import inbox: letters, digits, '.', '_', '-'",
+  );
 
 export const retentionPolicySchema = z.object({
   /** Keep the newest N backups of the cluster. */
@@ -167,26 +186,42 @@ export const backupRecordSchema = z.object({
   etcdHash: z.number().int().nonnegative(),
   /** Keys in the keyspace at `revision`, read from the source member when the backup was taken. */
   keyCount: z.number().int().nonnegative().optional(),
-  /** `etcdctl endpoint hashkv --rev=<revision>` of the source member: what a restore must reproduce. */
+  /**
+   * `etcdctl endpoint hashkv --rev=<revision>` of the source member. The hash covers the
+   * revisions after the member's compact revision, so it is only comparable with a hash
+   * taken at the same compact revision: `kvHashCompactRevision`.
+   */
   kvHash: z.number().int().nonnegative().optional(),
+  /** The compact revision `kvHash` was computed at (hashkv's `compact_revision`; -1 = never compacted). */
+  kvHashCompactRevision: z.number().int().min(-1).optional(),
+  /** Taken by a backup of the cluster, or imported from a file by a restore. */
+  origin: z.enum(['taken', 'imported']).default('taken'),
   toolVersions: z.record(z.string(), z.string()),
 });
 export type BackupRecord = z.infer<typeof backupRecordSchema>;
 
 export const backupUserClusterResultSchema = z.object({
-  backup: backupRecordSchema,
+  /** `skipped-busy`: a scheduled run found another backup or restore of the cluster running. */
+  outcome: z.enum(['stored', 'skipped-busy']),
+  /** The backup stored; absent when skipped. */
+  backup: backupRecordSchema.optional(),
   prunedBackupIds: z.array(z.string()),
+  /** What went wrong without putting the backup in doubt (a leftover file in the pod...). */
+  warnings: z.array(z.string()),
 });
 export type BackupUserClusterResult = z.infer<typeof backupUserClusterResultSchema>;
 
-/** Which backup to restore: one from the repository (`backupId`), or a snapshot file on the worker (`path`). */
+/**
+ * Which backup to restore: one from the repository (`backupId`), or a snapshot file the
+ * operator put in the worker's import inbox (`importFile`, a file name there).
+ */
 export const backupSourceSchema = z
   .strictObject({
     backupId: backupIdSchema.optional(),
-    path: absolutePath.optional(),
+    importFile: inboxFileName.optional(),
   })
-  .refine((b) => (b.backupId === undefined) !== (b.path === undefined), {
-    message: 'give exactly one of backupId or path',
+  .refine((b) => (b.backupId === undefined) !== (b.importFile === undefined), {
+    message: 'give exactly one of backupId or importFile',
   });
 export type BackupSource = z.infer<typeof backupSourceSchema>;
 
@@ -199,6 +234,8 @@ export const restoreUserClusterInputSchema = z.strictObject({
   members: z.union([z.literal(1), z.literal(3)]).optional(),
   /** Wait for a person's approval before the first destructive step. */
   requireApproval: z.boolean().default(false),
+  /** How long the approval gate waits (e.g. `4h`, `30m`); after it the restore ends, nothing changed. */
+  approvalTimeout: duration.default('4h'),
   /** Delete each member's old data right after it is replaced, as the runbook does; by default it is kept until the restored cluster is verified. */
   deleteOldDataImmediately: z.boolean().default(false),
 });
@@ -206,10 +243,39 @@ export type RestoreUserClusterInput = z.input<typeof restoreUserClusterInputSche
 export type RestoreUserClusterParams = z.output<typeof restoreUserClusterInputSchema>;
 
 export const restoreUserClusterResultSchema = z.object({
+  /**
+   * `restored`: restored, verified, everything put back. `handed-over`: after the point of
+   * no return a problem no retry could fix, and an operator chose to finish by hand:
+   * `notPutBack` says what is still changed.
+   */
+  outcome: z.enum(['restored', 'handed-over']),
   userClusterName: dnsLabel,
   backupId: z.string(),
   members: z.array(memberNumber),
-  /** What was checked at the end, one line each, for the operator. */
+  /** What was checked, one line each, for the operator: only what was really checked. */
   verified: z.array(z.string()),
+  /** For `handed-over`: what is still changed and what a person must do. */
+  notPutBack: z.array(z.string()),
+  /** Notes that do not put the restore in doubt (a cancellation refused, a lock lost after the point of no return...). */
+  notes: z.array(z.string()),
 });
 export type RestoreUserClusterResult = z.infer<typeof restoreUserClusterResultSchema>;
+
+/** Who someone is, as a signal or update says it: not empty. */
+const personName = z.string().trim().min(1, 'must name who decides').max(200);
+
+/** The payload of the signal `approve` and the update `approveRestore`. */
+export const approvalSchema = z.strictObject({
+  approvedBy: personName,
+  comment: z.string().max(2000).optional(),
+});
+export type Approval = z.infer<typeof approvalSchema>;
+
+/** The payload of the update (or signal) `resolveProblem`, for a restore waiting for an operator. */
+export const operatorDecisionSchema = z.strictObject({
+  /** `retry`: run the step again (its problem is fixed); `hand-over`: end the restore, finish by hand. */
+  action: z.enum(['retry', 'hand-over']),
+  by: personName,
+  comment: z.string().max(2000).optional(),
+});
+export type OperatorDecision = z.infer<typeof operatorDecisionSchema>;

@@ -12,10 +12,28 @@ export const UserClusterName = defineSearchAttributeKey(
 export const EtcdOperation = defineSearchAttributeKey('EtcdOperation', SearchAttributeType.KEYWORD);
 export const EtcdOutcome = defineSearchAttributeKey('EtcdOutcome', SearchAttributeType.KEYWORD);
 
+/** Set by Temporal on the runs a Schedule starts: the schedule's id. */
+export const TemporalScheduledById = defineSearchAttributeKey(
+  'TemporalScheduledById',
+  SearchAttributeType.KEYWORD,
+);
+
 /** `name=Type` pairs, as `temporal server start-dev --search-attribute` takes them. */
 export const SEARCH_ATTRIBUTES = [UserClusterName, EtcdOperation, EtcdOutcome].map(
   (key) => `${key.name}=Keyword`,
 );
 
 export type Operation = 'backup' | 'restore';
-export type Outcome = 'running' | 'succeeded' | 'failed' | 'cancelled';
+/**
+ * `needs-operator`: a restore past its point of no return waits for a person (see its
+ * current details); `handed-over`: a person finished it by hand; `skipped-busy`: a
+ * scheduled backup found the cluster busy.
+ */
+export type Outcome =
+  | 'running'
+  | 'succeeded'
+  | 'failed'
+  | 'cancelled'
+  | 'needs-operator'
+  | 'handed-over'
+  | 'skipped-busy';

@@ -41,3 +41,9 @@ export function parseWorkflowInput<S extends z.ZodType>(
     ),
   );
 }
+
+/** What is wrong with a value, naming each bad field, or undefined if it is valid (for update validators and signals). */
+export function problemWith(schema: z.ZodType, value: unknown): string | undefined {
+  const result = schema.safeParse(value);
+  return result.success ? undefined : describeIssues(result.error);
+}

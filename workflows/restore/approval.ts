@@ -3,19 +3,17 @@
  * sees the plan (query `plan`: what will be destroyed and changed) and approves it with
  * the signal `approve` or the update `approveRestore`, saying who they are.
  */
+import type { Duration } from '@temporalio/common';
 import {
+  ApplicationFailure,
   condition,
   defineQuery,
   defineSignal,
   defineUpdate,
   setHandler,
 } from '@temporalio/workflow';
+import { type Approval, approvalSchema, FailureType, problemWith } from '../contract/index.js';
 import type { Progress } from '../progress.js';
-
-export interface Approval {
-  approvedBy: string;
-  comment?: string;
-}
 
 /** What the restore will change and destroy: shown at the approval gate. */
 export interface RestorePlan {
@@ -24,21 +22,13 @@ export interface RestorePlan {
   members: number;
   destroys: string[];
   changes: string[];
+  /** What the plan rests on that a person should know (originals read from an earlier restore...). */
+  notes: string[];
 }
 
 export const approveSignal = defineSignal<[Approval]>('approve');
 export const approveUpdate = defineUpdate<string, [Approval]>('approveRestore');
 export const planQuery = defineQuery<RestorePlan | undefined>('plan');
-
-/** Why an approval is not acceptable, or undefined if it is: it must say who approves. */
-export function approvalProblem(a: unknown): string | undefined {
-  if (typeof a !== 'object' || a === null) return 'the approval must be {"approvedBy": "..."}';
-  const { approvedBy, comment } = a as { approvedBy?: unknown; comment?: unknown };
-  if (typeof approvedBy !== 'string' || approvedBy.trim() === '')
-    return 'approvedBy must name who approves';
-  if (comment !== undefined && typeof comment !== 'string') return 'comment must be a string';
-  return undefined;
-}
 
 const NOT_AT_GATE = 'the restore is not at its approval gate yet';
 
@@ -57,7 +47,9 @@ export class ApprovalGate {
     setHandler(planQuery, () => this.plan);
     setHandler(approveSignal, (a) => {
       // An approval counts only once the plan it approves could be seen.
-      const problem = this.plan ? approvalProblem(a) : `${NOT_AT_GATE}; send it again there`;
+      const problem = this.plan
+        ? problemWith(approvalSchema, a)
+        : `${NOT_AT_GATE}; send it again there`;
       if (problem) progress.note(`approval signal ignored: ${problem}`);
       else this.approval ??= a;
     });
@@ -70,7 +62,7 @@ export class ApprovalGate {
       {
         validator: (a: Approval) => {
           if (!this.required) throw new Error('this restore does not wait for approval');
-          const problem = approvalProblem(a);
+          const problem = problemWith(approvalSchema, a);
           if (problem) throw new Error(problem);
           if (!this.plan) throw new Error(`${NOT_AT_GATE}; try again in a moment`);
         },
@@ -83,15 +75,25 @@ export class ApprovalGate {
     this.plan = plan;
   }
 
-  /** Waits for a person's approval if this restore requires one. */
-  async passed(): Promise<void> {
-    if (!this.required || !this.plan) return;
+  /**
+   * Waits for a person's approval if this restore requires one, at most `timeout`; then
+   * the restore ends (ApprovalTimedOut), nothing changed. Resolves whether it waited.
+   */
+  async passed(timeout: Duration): Promise<boolean> {
+    if (!this.required) return false;
+    if (!this.plan) throw new Error('the approval gate was reached without a plan to approve');
     this.progress.step(
-      `waiting for approval: signal "approve" or update "approveRestore" with {"approvedBy": "..."}. ` +
+      `waiting for approval (at most ${timeout}): signal "approve" or update "approveRestore" with {"approvedBy": "..."}. ` +
         `Will destroy: ${this.plan.destroys.join('; ')}`,
     );
-    await condition(() => this.approval !== undefined);
+    if (!(await condition(() => this.approval !== undefined, timeout))) {
+      throw ApplicationFailure.nonRetryable(
+        `nobody approved the restore within ${timeout}; nothing was changed`,
+        FailureType.ApprovalTimedOut,
+      );
+    }
     const { approvedBy, comment } = this.approval as Approval;
     this.progress.note(`approved by ${approvedBy}${comment ? `: ${comment}` : ''}`);
+    return true;
   }
 }

@@ -1,33 +1,53 @@
 /**
- * The steps of a restore, one function per runbook step (SPEC.md R1–R9, H1–H9), in the
- * order the workflow calls them. Where the product does a step differently from the
- * runbook, the step says so.
+ * The steps of a restore, each a function named by its runbook step (SPEC.md R1–R9,
+ * H1–H9), in the order the workflow calls them. Where the product does a step differently
+ * from the runbook, or in another place, the step says so.
+ *
+ * Before the point of no return, every change is recorded in the Undo ledger before it is
+ * made, with how to put it back. After it, every step runs under the Operator: it is
+ * retried, repairs what it can, and waits for a person rather than fail.
  */
-import { ActivityCancellationType } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure } from '@temporalio/workflow';
 import { long, persistent, quick } from '../activities.js';
 import {
   type ClusterInventory,
   type ClusterRef,
   dataClaimName,
-  type EtcdHealthReport,
+  FailureType,
   importBackupId,
-  type KeyspaceAt,
   memberPodName,
   memberProfile,
   type PdbManifest,
+  type ReplicaCounts,
+  type ResolvedTarget,
   type RestoreUserClusterParams,
   restoreSnapshotPathInPod,
   type SnapshotToRestore,
+  UTILITY_POD_TOOLS,
   utilityPodName,
   type WorkloadTarget,
 } from '../contract/index.js';
 import type { Progress } from '../progress.js';
 import type { RestorePlan } from './approval.js';
-import { checkCluster, range } from './checks.js';
+import {
+  checkCluster,
+  originalReplicas,
+  type RestoredEtcd,
+  range,
+  verifyControlPlane,
+} from './checks.js';
 import type { Undo } from './undo.js';
 
-const MINUTE = 60_000;
-const WAIT = 10 * MINUTE;
+const WAIT = 10 * 60_000;
+
+/**
+ * Room a restore into scratch space needs on a member's volume, beside the old data: the
+ * database (about the snapshot's size), the WAL segment etcd preallocates (64 MiB), and a
+ * tenth more for the rest.
+ */
+export function spaceForRestore(snapshotBytes: number): number {
+  return Math.ceil((snapshotBytes + 64 * 1024 * 1024) * 1.1);
+}
 
 /**
  * Before the point of no return a cancelled step is waited for until its activity has
@@ -38,6 +58,7 @@ const UNTIL_STOPPED = { cancellationType: ActivityCancellationType.WAIT_CANCELLA
 /** What every step of one restore shares. */
 export interface RestoreContext {
   params: RestoreUserClusterParams;
+  target: ResolvedTarget;
   progress: Progress;
   cluster: ClusterRef;
   /** Names this restore's scratch and aside directories on the members' volumes. */
@@ -49,18 +70,20 @@ export interface RestoreContext {
 
 export function restoreContext(
   params: RestoreUserClusterParams,
+  target: ResolvedTarget,
   progress: Progress,
   token: string,
 ): RestoreContext {
-  const cluster = { adminKubeconfig: params.adminKubeconfig, namespace: params.userClusterName };
+  const cluster = { adminCluster: target.adminCluster, namespace: params.userClusterName };
   const workload = (kind: 'StatefulSet' | 'Deployment', name: string) => ({
     ...cluster,
     kind,
     name,
   });
-  const { profile } = params;
+  const { profile } = target;
   return {
     params,
+    target,
     progress,
     cluster,
     token,
@@ -70,19 +93,45 @@ export function restoreContext(
   };
 }
 
-/** Before anything: the backup verified (sha256 against its manifest, snapshot status). */
-export async function verifyBackup(ctx: RestoreContext): Promise<SnapshotToRestore> {
-  ctx.progress.step('verify the backup: sha256 against its manifest, etcdctl snapshot status');
-  const snapshot = await quick.resolveSnapshotToRestore.executeWithOptions(
-    { summary: 'verify the backup' },
-    [
-      {
-        backupDir: ctx.params.backupDir,
-        userClusterName: ctx.params.userClusterName,
-        backup: ctx.params.backup,
-        importId: importBackupId(ctx.token),
-      },
-    ],
+/** Which admin cluster and repository, and their profile: the worker resolves the names. */
+export async function resolveNames(
+  params: RestoreUserClusterParams,
+  progress: Progress,
+): Promise<ResolvedTarget> {
+  progress.step('which admin cluster and repository: the worker resolves the names');
+  const target = await quick.resolveTarget.executeWithOptions({ summary: 'resolve the names' }, [
+    {
+      adminCluster: params.adminCluster,
+      repository: params.repository,
+      userClusterName: params.userClusterName,
+    },
+  ]);
+  progress.fact('admin cluster', target.adminCluster);
+  progress.fact('repository', target.repository);
+  return target;
+}
+
+/**
+ * Before anything: the backup verified (sha256 against its manifest, snapshot status); a
+ * snapshot from the import inbox is imported first, and recorded as a change so that an
+ * import this restore does not use is removed again.
+ */
+export async function checkBackup(ctx: RestoreContext, undo: Undo): Promise<SnapshotToRestore> {
+  const { params } = ctx;
+  ctx.progress.step('check the backup: sha256 against its manifest, etcdctl snapshot status');
+  const importId = importBackupId(ctx.token);
+  const backupRef = {
+    repository: ctx.target.repository,
+    userClusterName: params.userClusterName,
+  };
+  if (params.backup.importFile !== undefined) {
+    undo.register('import', `snapshot imported as backup ${importId}`, () =>
+      quick.deleteImportedBackup({ ...backupRef, backupId: importId }),
+    );
+  }
+  const snapshot = await long.resolveSnapshotToRestore.executeWithOptions(
+    { summary: 'check the backup', ...UNTIL_STOPPED },
+    [{ ...backupRef, backup: params.backup, importId }],
   );
   const { record } = snapshot;
   ctx.progress.fact(
@@ -92,17 +141,22 @@ export async function verifyBackup(ctx: RestoreContext): Promise<SnapshotToResto
   return snapshot;
 }
 
-/** The cluster as inspection found it, and the members to restore. */
+/** The cluster as inspection found it, what to put back, and the members to restore. */
 export interface Inspection {
   inventory: ClusterInventory;
   members: number;
+  /** The counts H7, H8 and the undo put back: read now, or recorded by an abandoned restore. */
+  originals: ReplicaCounts;
   /** The node of member N (H1); checkCluster made sure every member has one. */
   nodeOf(member: number): string;
 }
 
-/** H1, R1, H4: members and their nodes, the etcd Secret, PVCs, image, replica counts. */
+/**
+ * H1, R1, H4: members and their nodes, the etcd Secret, PVCs, image, replica counts, how
+ * kube-etcd starts its pods; checked before anything is changed (checks.checkCluster).
+ */
 export async function inspectClusterH1(ctx: RestoreContext): Promise<Inspection> {
-  const { profile } = ctx.params;
+  const { profile } = ctx.target;
   ctx.progress.step('H1 R1 H4: members and their nodes, etcd Secret, PVCs, replica counts');
   const inventory = await quick.inspectUserCluster.executeWithOptions(
     { summary: 'H1 list etcd members, nodes, Secret, PVCs' },
@@ -112,26 +166,34 @@ export async function inspectClusterH1(ctx: RestoreContext): Promise<Inspection>
   const nodeOf = (n: number) => inventory.members.find((m) => m.member === n)?.nodeName as string;
   for (const m of inventory.members) {
     ctx.progress.member(
-      m.member,
+      m.name,
       `on ${m.nodeName}: ${m.waitingReason ?? m.phase ?? '?'}${m.ready ? ', ready' : ''}`,
     );
   }
+  const originals = originalReplicas(inventory);
   ctx.progress.fact('etcd image (H4)', inventory.members[0]?.image ?? 'unknown');
   ctx.progress.fact(
-    'replicas before',
-    `${profile.etcdStatefulSet} ${inventory.etcdReplicas}, ${profile.apiserverStatefulSet} ${inventory.apiserverReplicas}, ${profile.maintenanceDeployment} ${inventory.maintenanceReplicas}`,
+    'replicas to put back',
+    `${profile.etcdStatefulSet} ${originals.etcd}, ${profile.apiserverStatefulSet} ${originals.apiserver}, ${profile.maintenanceDeployment} ${originals.maintenance}`,
   );
-  return { inventory, members, nodeOf };
+  const previous = inventory.previousRestore;
+  if (previous) {
+    ctx.progress.note(
+      `an earlier restore (${previous.workflowId}, ${previous.startedAt}) did not finish: the replica counts and PDB it recorded are put back, not today's`,
+    );
+  }
+  return { inventory, members, originals, nodeOf };
 }
 
 /** What will be destroyed and changed: shown at the approval gate. */
 export function planRestore(
   ctx: RestoreContext,
   snapshot: SnapshotToRestore,
-  { inventory, members }: Inspection,
+  { inventory, members, originals }: Inspection,
 ): RestorePlan {
-  const { profile } = ctx.params;
+  const { profile } = ctx.target;
   const { revision } = snapshot.record;
+  const previous = inventory.previousRestore;
   return {
     backupId: snapshot.backupId,
     snapshotRevision: revision,
@@ -142,47 +204,230 @@ export function planRestore(
     ),
     changes: [
       `PodDisruptionBudget ${profile.apiserverPdb}: deleted, then re-created`,
-      `${profile.apiserverStatefulSet} ${inventory.apiserverReplicas} → 0 → ${inventory.apiserverReplicas}`,
-      `${profile.maintenanceDeployment} ${inventory.maintenanceReplicas} → 0 → ${inventory.maintenanceReplicas}`,
-      `${profile.etcdStatefulSet} ${inventory.etcdReplicas} → 0 → ${inventory.etcdReplicas}`,
+      `${profile.apiserverStatefulSet} ${inventory.apiserverReplicas} → 0 → ${originals.apiserver}`,
+      `${profile.maintenanceDeployment} ${inventory.maintenanceReplicas} → 0 → ${originals.maintenance}`,
+      `${profile.etcdStatefulSet} ${inventory.etcdReplicas} → 0 → ${originals.etcd}`,
     ],
+    notes: previous
+      ? [
+          `the counts put back are those the unfinished restore ${previous.workflowId} recorded on the cluster`,
+        ]
+      : [],
   };
 }
 
-/** H2: save the PDB manifest (kept in this workflow's history), then delete the PDB. */
-export async function savePdbH2(ctx: RestoreContext, undo: Undo): Promise<PdbManifest | undefined> {
-  const name = ctx.params.profile.apiserverPdb;
+/**
+ * H5a, H5b, H5c (R2, R3, R4) — done before the point of no return, while the control
+ * plane still runs, since none of it touches the data etcd uses: the utility pod on member
+ * N's node (its image's tools checked), room for the restored data checked on the
+ * member's volume, the snapshot copied in and checked there, then restored with the
+ * member's identity into scratch space beside the live data. A full volume, a missing tool
+ * or a snapshot etcd refuses fails here, where everything is put back.
+ */
+export async function prepareMemberH5abc(
+  ctx: RestoreContext,
+  n: number,
+  inspection: Inspection,
+  snapshot: SnapshotToRestore,
+  undo: Undo,
+): Promise<void> {
+  const { profile } = ctx.target;
+  const pod = utilityPodName(profile, n);
+  const name = memberPodName(profile, n);
+  undo.register(
+    `H5a-member-${n}`,
+    `utility pod ${pod} exists: kubectl -n ${ctx.cluster.namespace} delete pod ${pod}`,
+    () => deleteUtilityPod(ctx, n, long),
+  );
+  ctx.progress.member(name, `H5a utility pod ${pod} on ${inspection.nodeOf(n)}`);
+  await ensureUtilityPod(ctx, n, inspection, long);
+  const inPod = { ...ctx.cluster, pod, container: profile.utilityContainer };
+  await quick.checkPodTools.executeWithOptions(
+    { summary: `tools of the utility image in ${pod}`, ...UNTIL_STOPPED },
+    [{ ...inPod, tools: UTILITY_POD_TOOLS }],
+  );
+  const need = spaceForRestore(snapshot.record.sizeBytes);
+  const { availableBytes } = await quick.measureFreeSpace.executeWithOptions(
+    { summary: `free space on ${dataClaimName(profile, n)}`, ...UNTIL_STOPPED },
+    [{ ...inPod, path: profile.dataDir }],
+  );
+  if (availableBytes < need) {
+    throw ApplicationFailure.nonRetryable(
+      `PVC ${dataClaimName(profile, n)} of member ${n} has ${availableBytes} bytes free; restoring beside the old data needs ${need}`,
+      FailureType.NoSpace,
+    );
+  }
+  await copySnapshotH5b(ctx, n, snapshot, long);
+  undo.register(
+    `H5c-member-${n}`,
+    `restored data in scratch space on ${dataClaimName(profile, n)}`,
+    () => discardMemberData(ctx, n, long, false),
+  );
+  ctx.progress.member(name, 'H5c restoring the snapshot into scratch space');
+  await restoreIntoScratchH5c(ctx, n, inspection, long);
+  ctx.progress.member(name, 'prepared: snapshot checked, restored into scratch space');
+}
+
+/** H5b (R3): the snapshot copied into the utility pod, and checked there (sha256, status). */
+async function copySnapshotH5b(
+  ctx: RestoreContext,
+  n: number,
+  snapshot: SnapshotToRestore,
+  activities: typeof long,
+): Promise<void> {
+  const { profile } = ctx.target;
+  const pod = utilityPodName(profile, n);
+  const target = {
+    ...ctx.cluster,
+    pod,
+    container: profile.utilityContainer,
+    path: restoreSnapshotPathInPod(profile),
+  };
+  const { record } = snapshot;
+  ctx.progress.member(memberPodName(profile, n), `H5b copying the snapshot into ${pod}`);
+  await activities.copySnapshotIntoPod.executeWithOptions(
+    { summary: `H5b copy snapshot into ${pod}`, ...UNTIL_STOPPED },
+    [
+      {
+        backup: {
+          repository: ctx.target.repository,
+          userClusterName: record.userClusterName,
+          backupId: snapshot.backupId,
+        },
+        destination: target,
+      },
+    ],
+  );
+  await activities.checkSnapshotInPod.executeWithOptions(
+    { summary: `check the snapshot in ${pod}`, ...UNTIL_STOPPED },
+    [
+      {
+        ...target,
+        expected: { sha256: record.sha256, etcdHash: record.etcdHash, revision: record.revision },
+      },
+    ],
+  );
+}
+
+/** H5c (R4): `snapshot restore` with member N's identity, into scratch space on its volume. */
+async function restoreIntoScratchH5c(
+  ctx: RestoreContext,
+  n: number,
+  { members }: Inspection,
+  activities: typeof long,
+): Promise<void> {
+  const { profile } = ctx.target;
+  await activities.restoreIntoScratch.executeWithOptions(
+    { summary: `H5c restore the snapshot for member ${n} into scratch space`, ...UNTIL_STOPPED },
+    [
+      {
+        ...ctx.cluster,
+        pod: utilityPodName(profile, n),
+        container: profile.utilityContainer,
+        profile,
+        member: n,
+        members,
+        snapshotPath: restoreSnapshotPathInPod(profile),
+        token: ctx.token,
+      },
+    ],
+  );
+}
+
+/**
+ * Before H2: the originals (replica counts, and the PDB about to be deleted) recorded on
+ * the cluster itself, so a restore started after this one is abandoned puts back the
+ * truth, not the zeros. Removed once everything is back.
+ */
+export async function recordOriginals(
+  ctx: RestoreContext,
+  { inventory, originals }: Inspection,
+  pdb: PdbManifest | undefined,
+  undo: Undo,
+): Promise<void> {
+  undo.register(
+    'record',
+    `ConfigMap ${ctx.cluster.namespace}/etcd-ha-restore-record with the originals`,
+    () => quick.clearRestoreRecord(ctx.cluster),
+  );
+  await quick.recordRestore.executeWithOptions(
+    { summary: 'record the originals on the cluster', ...UNTIL_STOPPED },
+    [
+      {
+        ...ctx.cluster,
+        record: inventory.previousRestore ?? {
+          workflowId: ctx.token,
+          startedAt: new Date().toISOString(),
+          replicas: originals,
+          ...(pdb ? { pdb } : {}),
+        },
+      },
+    ],
+  );
+}
+
+/**
+ * H2: save the PDB manifest (kept in this workflow's history and on the cluster), then
+ * delete it — only the object saved, by its uid. A PDB an abandoned restore already
+ * deleted comes from the record it left.
+ */
+export async function savePdbH2(
+  ctx: RestoreContext,
+  inspection: Inspection,
+  undo: Undo,
+): Promise<PdbManifest | undefined> {
+  const name = ctx.target.profile.apiserverPdb;
   ctx.progress.step(`H2 save PodDisruptionBudget ${name}, then delete it`);
-  const pdb = await quick.savePdb.executeWithOptions(
+  const saved = await quick.savePdb.executeWithOptions(
     { summary: `H2 save PDB ${name}`, ...UNTIL_STOPPED },
     [{ ...ctx.cluster, name }],
   );
-  if (!pdb) {
+  const manifest = saved?.manifest ?? inspection.inventory.previousRestore?.pdb;
+  await recordOriginals(ctx, inspection, manifest, undo);
+  if (!manifest) {
     ctx.progress.note(`no PodDisruptionBudget ${name}: nothing to save`);
     return undefined;
   }
-  undo.register('H2', 'H9 re-create the PDB', () => recreatePdbH9(ctx, pdb));
-  await quick.deletePdb.executeWithOptions({ summary: `H2 delete PDB ${name}`, ...UNTIL_STOPPED }, [
-    { ...ctx.cluster, name },
-  ]);
-  return pdb;
+  undo.register(
+    'H2',
+    `PodDisruptionBudget ${name} deleted: it is re-created from the saved manifest (H9)`,
+    () => recreatePdbH9(ctx, manifest),
+  );
+  if (saved) {
+    await quick.deletePdb.executeWithOptions(
+      { summary: `H2 delete PDB ${name}`, ...UNTIL_STOPPED },
+      [{ ...ctx.cluster, name, uid: saved.uid }],
+    );
+  }
+  return manifest;
 }
 
 /**
  * H3: scale kube-apiserver and gke-master-etcd-maintenance to 0, so nothing uses etcd.
- * The counts put back (H7, H8) are those read at inspection, not the runbook's 3 and 1.
+ * The counts put back (H7, H8) are the originals, not the runbook's 3 and 1; an undo waits
+ * only for as many pods ready as were ready at inspection.
  */
-export async function scaleDownH3(ctx: RestoreContext, { inventory }: Inspection, undo: Undo) {
-  const { apiserver, maintenance } = ctx;
+export async function scaleDownH3(ctx: RestoreContext, inspection: Inspection, undo: Undo) {
+  const { apiserver, maintenance, cluster } = ctx;
+  const { originals, inventory } = inspection;
   ctx.progress.step(`H3 scale ${apiserver.name} and ${maintenance.name} to 0`);
-  for (const [id, target, replicas] of [
-    ['H3-apiserver', apiserver, inventory.apiserverReplicas],
-    ['H3-maintenance', maintenance, inventory.maintenanceReplicas],
+  for (const [id, target, replicas, minReady, kind] of [
+    ['H3-apiserver', apiserver, originals.apiserver, inventory.ready.apiserver, 'statefulset'],
+    [
+      'H3-maintenance',
+      maintenance,
+      originals.maintenance,
+      inventory.ready.maintenance,
+      'deployment',
+    ],
   ] as const) {
-    undo.register(id, `scale ${target.name} back`, () =>
-      long.scaleTo.executeWithOptions({ summary: `undo: scale ${target.name} back` }, [
-        { ...target, replicas, timeoutMs: WAIT },
-      ]),
+    undo.register(
+      id,
+      `${target.name} at 0 replicas (was ${replicas}): kubectl -n ${cluster.namespace} scale ${kind} ${target.name} --replicas=${replicas}`,
+      () =>
+        long.scaleTo.executeWithOptions({ summary: `undo: scale ${target.name} back` }, [
+          { ...target, replicas, minReady, timeoutMs: WAIT },
+        ]),
     );
     await long.scaleTo.executeWithOptions(
       { summary: `H3 scale ${target.name} to 0`, ...UNTIL_STOPPED },
@@ -192,43 +437,118 @@ export async function scaleDownH3(ctx: RestoreContext, { inventory }: Inspection
 }
 
 /**
- * Not a runbook step: stop every etcd member by scaling StatefulSet kube-etcd to 0. The
- * runbook replaces data under members it expects to be crash-looping (R7 then deletes the
- * pod, H6 restarts the rollout); a member that is not — the healthy third of an HA cluster,
- * or a crash-looping member between two restarts — would have its data replaced under a
+ * Not a runbook step: stop every etcd member — kube-etcd to 0 and each member pod deleted,
+ * also where OrderedReady would not scale down past a crash-looping member. The runbook
+ * replaces data under members it expects to be crash-looping (R7 then deletes the pod, H6
+ * restarts the rollout); a member that is not — the healthy third of an HA cluster, or a
+ * crash-looping member between two restarts — would have its data replaced under a
  * running etcd. Started again in H6.
  */
-export async function stopEtcdMembers(ctx: RestoreContext, { inventory }: Inspection, undo: Undo) {
-  const { etcd } = ctx;
+export async function stopEtcdMembers(ctx: RestoreContext, inspection: Inspection, undo: Undo) {
+  const { etcd, cluster } = ctx;
+  const replicas = inspection.originals.etcd;
   ctx.progress.step(`stop every etcd member: scale ${etcd.name} to 0`);
-  undo.register('stop-etcd', `scale ${etcd.name} back`, () =>
-    long.scaleTo.executeWithOptions({ summary: `undo: scale ${etcd.name} back` }, [
-      { ...etcd, replicas: inventory.etcdReplicas, timeoutMs: WAIT },
-    ]),
+  undo.register(
+    'stop-etcd',
+    `${etcd.name} at 0 replicas (was ${replicas}): kubectl -n ${cluster.namespace} scale statefulset ${etcd.name} --replicas=${replicas}`,
+    () =>
+      long.scaleTo.executeWithOptions({ summary: `undo: scale ${etcd.name} back` }, [
+        { ...etcd, replicas, minReady: inspection.inventory.ready.etcd, timeoutMs: WAIT },
+      ]),
   );
-  await long.scaleTo.executeWithOptions(
-    { summary: `stop etcd: scale ${etcd.name} to 0`, ...UNTIL_STOPPED },
-    [{ ...etcd, replicas: 0, timeoutMs: WAIT }],
+  await long.stopEtcdMembers.executeWithOptions(
+    { summary: `stop etcd: ${etcd.name} to 0, every member pod gone`, ...UNTIL_STOPPED },
+    [{ ...etcd, timeoutMs: WAIT }],
   );
 }
 
 /**
- * H5a, H5b (R2, R3): the utility pod on member N's node, mounting its PVC and the etcd
- * Secret; the snapshot copied into it and checked there (sha256, etcdctl snapshot status).
+ * After the point of no return — H5d H5e H5f (R5, R6) for member N, as one restartable
+ * step: the utility pod ensured (re-created if it was evicted), every etcd member checked
+ * stopped right before (stopped again if a controller brought one back), then the old
+ * data renamed aside and the restored data into place:
+ *   H5d/R5 `rm -r var/lib/etcd/*` — instead the old data is moved aside, and removed only
+ *          once the restored cluster is verified (discardOldData);
+ *   H5e/R6 `cp -r` the restored data in — a rename on the same volume instead;
+ *   H5f    `rm -R kube-etcd-N.etcd` — the scratch directory is gone with the rename, and
+ *          the snapshot with the utility pod (H5g).
+ * If the restored data is gone (a wiped volume), it is copied and restored again first.
  */
-export async function prepareMemberH5ab(
+export async function swapDataH5def(
   ctx: RestoreContext,
   n: number,
-  { inventory, nodeOf }: Inspection,
+  inspection: Inspection,
   snapshot: SnapshotToRestore,
   undo: Undo,
 ): Promise<void> {
-  const { profile } = ctx.params;
-  const pod = utilityPodName(profile, n);
-  undo.register(`H5a-member-${n}`, `delete ${pod}`, () => deleteUtilityPod(ctx, pod, long));
-  ctx.progress.member(n, `H5a utility pod ${pod} on ${nodeOf(n)}`);
-  await long.ensureUtilityPod.executeWithOptions(
-    { summary: `H5a utility pod ${pod}`, ...UNTIL_STOPPED },
+  const { profile } = ctx.target;
+  const name = memberPodName(profile, n);
+  ctx.progress.member(name, 'H5d–H5f swapping in the restored data');
+  await ensureUtilityPod(ctx, n, inspection, persistent);
+  const swap = async () => {
+    const stopped = await persistent.stopEtcdMembers.executeWithOptions(
+      { summary: `etcd still stopped before member ${n}'s swap` },
+      [{ ...ctx.etcd, timeoutMs: WAIT }],
+    );
+    if (stopped.length > 0) {
+      ctx.progress.note(
+        `before member ${n}'s swap: ${stopped.join(', ')} had been started again by someone; stopped`,
+      );
+    }
+    return persistent.swapMemberData.executeWithOptions(
+      { summary: `H5d-H5f swap in the restored data of member ${n}` },
+      [
+        {
+          ...ctx.cluster,
+          pod: utilityPodName(profile, n),
+          container: profile.utilityContainer,
+          profile,
+          member: n,
+          token: ctx.token,
+          dropOldData: ctx.params.deleteOldDataImmediately,
+        },
+      ],
+    );
+  };
+  let state = await swap();
+  if (state === 'scratch-missing') {
+    ctx.progress.member(name, 'the restored data is gone from the volume: restoring it again');
+    await copySnapshotH5b(ctx, n, snapshot, persistent);
+    await restoreIntoScratchH5c(ctx, n, inspection, persistent);
+    state = await swap();
+  }
+  if (state === 'scratch-missing') {
+    throw ApplicationFailure.nonRetryable(
+      `member ${n}: the data restored into scratch space vanished again before the swap`,
+      FailureType.ClusterState,
+    );
+  }
+  undo.settle(`H5c-member-${n}`);
+  if (!ctx.params.deleteOldDataImmediately) {
+    undo.register(
+      `H5e-member-${n}`,
+      `member ${n}'s old data is kept on PVC ${dataClaimName(profile, n)} in ${profile.dataDir}/.old-${ctx.token} until the restore is verified`,
+    );
+  }
+  ctx.progress.member(name, `data ${state}`);
+}
+
+/** H5g (R9): delete utility pod N, and with it the snapshot copied in (H5f `rm snapshot.db`). */
+export async function deleteUtilityPodH5g(ctx: RestoreContext, n: number, undo: Undo) {
+  await deleteUtilityPod(ctx, n, persistent);
+  undo.settle(`H5a-member-${n}`);
+  ctx.progress.member(memberPodName(ctx.target.profile, n), 'data replaced; utility pod deleted');
+}
+
+async function ensureUtilityPod(
+  ctx: RestoreContext,
+  n: number,
+  { inventory, nodeOf }: Inspection,
+  activities: typeof long,
+) {
+  const { profile } = ctx.target;
+  await activities.ensureUtilityPod.executeWithOptions(
+    { summary: `H5a utility pod ${utilityPodName(profile, n)}`, ...UNTIL_STOPPED },
     [
       {
         ...ctx.cluster,
@@ -241,119 +561,60 @@ export async function prepareMemberH5ab(
       },
     ],
   );
-  const target = {
-    ...ctx.cluster,
-    pod,
-    container: profile.utilityContainer,
-    path: restoreSnapshotPathInPod(profile),
-  };
-  const { record } = snapshot;
-  ctx.progress.member(n, `H5b copying the snapshot into ${pod}`);
-  await long.copySnapshotIntoPod.executeWithOptions(
-    { summary: `H5b copy snapshot into ${pod}`, ...UNTIL_STOPPED },
-    [
-      {
-        backup: {
-          backupDir: ctx.params.backupDir,
-          userClusterName: record.userClusterName,
-          backupId: snapshot.backupId,
-        },
-        destination: target,
-      },
-    ],
-  );
-  await quick.checkSnapshotInPod.executeWithOptions(
-    { summary: `check the snapshot in ${pod}`, ...UNTIL_STOPPED },
-    [
-      {
-        ...target,
-        expected: { sha256: record.sha256, etcdHash: record.etcdHash, revision: record.revision },
-      },
-    ],
-  );
-  ctx.progress.member(n, 'prepared: snapshot in place and verified');
 }
 
-/**
- * H5c H5d H5e H5f (R4 R5 R6) as one restartable step, in member N's utility pod:
- *   H5c/R4 restore the snapshot with the member's identity — into a scratch directory on
- *          its volume, not the pod's root, so no copy is needed;
- *   H5d/R5 `rm -r var/lib/etcd/*` — instead the old data is moved aside (a rename), and
- *          removed only once the restored cluster is verified (discardOldData);
- *   H5e/R6 `cp -r` the restored data in — a rename on the same volume instead;
- *   H5f    `rm -R kube-etcd-N.etcd` — the scratch directory is gone with the rename.
- * A crash at any instruction leaves the old data or the new, never a mix (see
- * activities/etcd/member-data.ts).
- */
-export async function replaceDataH5cf(ctx: RestoreContext, n: number, members: number) {
-  const { profile } = ctx.params;
-  ctx.progress.member(n, 'H5c–H5e replacing data');
-  const state = await persistent.replaceMemberData.executeWithOptions(
-    { summary: `H5c-H5e restore member ${n} and swap its data` },
+function deleteUtilityPod(ctx: RestoreContext, n: number, activities: typeof long) {
+  const pod = utilityPodName(ctx.target.profile, n);
+  return activities.deletePod.executeWithOptions({ summary: `H5g delete ${pod}` }, [
+    { ...ctx.cluster, name: pod, timeoutMs: WAIT },
+  ]);
+}
+
+function discardMemberData(
+  ctx: RestoreContext,
+  n: number,
+  activities: typeof long,
+  abandoned: boolean,
+) {
+  const { profile } = ctx.target;
+  return activities.discardOldMemberData.executeWithOptions(
+    { summary: `remove old and scratch data of member ${n}` },
     [
       {
         ...ctx.cluster,
         pod: utilityPodName(profile, n),
         container: profile.utilityContainer,
         profile,
-        member: n,
-        members,
-        snapshotPath: restoreSnapshotPathInPod(profile),
         token: ctx.token,
-        dropOldData: ctx.params.deleteOldDataImmediately,
+        abandoned,
       },
     ],
   );
-  ctx.progress.member(n, `data ${state}`);
-}
-
-/**
- * H5g, R9: delete utility pod N. Its root file system — the snapshot copied in (H5f
- * `rm snapshot.db`) — goes with it; the runbook's local manifest file never existed.
- */
-export async function deleteUtilityPodH5g(ctx: RestoreContext, n: number) {
-  const pod = utilityPodName(ctx.params.profile, n);
-  await deleteUtilityPod(ctx, pod, persistent, `H5g delete ${pod}`);
-  ctx.progress.member(n, 'data replaced; utility pod deleted');
-}
-
-function deleteUtilityPod(
-  ctx: RestoreContext,
-  pod: string,
-  activities: typeof long,
-  summary = `undo: delete ${pod}`,
-) {
-  return activities.deletePod.executeWithOptions({ summary }, [
-    { ...ctx.cluster, name: pod, timeoutMs: WAIT },
-  ]);
-}
-
-/** After the members' data is restored: what they report. */
-export interface RestoredMembers {
-  health: EtcdHealthReport;
-  keyspace: KeyspaceAt;
 }
 
 /**
  * H6 (R7, R8): start the members on the restored data by scaling kube-etcd back to its
  * count — the runbook's `rollout restart` (H6) and pod deletion (R7), with no window in
- * which an old etcd can touch the data — then wait until every member is healthy (R8) and
- * read the keyspace every member holds at the snapshot's revision.
+ * which an old etcd can touch the data; OrderedReady starts them one by one — then wait
+ * until every member is healthy (R8) and read what they hold: everything verifyRestoredEtcd
+ * checks before kube-apiserver comes back.
  */
 export async function startMembersH6(
   ctx: RestoreContext,
-  { inventory, members }: Inspection,
+  { originals, members }: Inspection,
   snapshot: SnapshotToRestore,
-): Promise<RestoredMembers> {
+  undo: Undo,
+): Promise<Omit<RestoredEtcd, 'record' | 'members'>> {
   const { etcd } = ctx;
-  const { profile } = ctx.params;
+  const { profile } = ctx.target;
   ctx.progress.step(
-    `H6 start the members on the restored data: scale ${etcd.name} to ${inventory.etcdReplicas}`,
+    `H6 start the members on the restored data: scale ${etcd.name} to ${originals.etcd}`,
   );
   await persistent.scaleTo.executeWithOptions(
     { summary: `H6 start etcd: scale ${etcd.name} back` },
-    [{ ...etcd, replicas: inventory.etcdReplicas, timeoutMs: WAIT }],
+    [{ ...etcd, replicas: originals.etcd, minReady: 0, timeoutMs: WAIT }],
   );
+  undo.settle('stop-etcd');
   const firstMember = {
     ...ctx.cluster,
     pod: memberPodName(profile, 0),
@@ -374,52 +635,67 @@ export async function startMembersH6(
 }
 
 /** H7, H8: scale kube-apiserver and gke-master-etcd-maintenance back to their counts. */
-export async function scaleUpH7H8(ctx: RestoreContext, { inventory }: Inspection) {
+export async function scaleUpH7H8(ctx: RestoreContext, { originals }: Inspection, undo: Undo) {
   const { apiserver, maintenance } = ctx;
   ctx.progress.step(`H7 H8 scale ${apiserver.name} and ${maintenance.name} back`);
   await persistent.scaleTo.executeWithOptions({ summary: `H7 scale ${apiserver.name} back` }, [
-    { ...apiserver, replicas: inventory.apiserverReplicas, timeoutMs: WAIT },
+    { ...apiserver, replicas: originals.apiserver, timeoutMs: WAIT },
   ]);
+  undo.settle('H3-apiserver');
   await persistent.scaleTo.executeWithOptions({ summary: `H8 scale ${maintenance.name} back` }, [
-    { ...maintenance, replicas: inventory.maintenanceReplicas, timeoutMs: WAIT },
+    { ...maintenance, replicas: originals.maintenance, timeoutMs: WAIT },
   ]);
+  undo.settle('H3-maintenance');
 }
 
-/** H9: re-create the PDB from the manifest saved in H2 (also H2's undo). */
-export async function recreatePdbH9(ctx: RestoreContext, pdb: PdbManifest) {
-  await quick.recreatePdb.executeWithOptions({ summary: 'H9 re-create the PDB' }, [
-    { ...ctx.cluster, manifest: pdb },
-  ]);
-}
-
-/** The replicas and PDB as they are after H9, for verification. */
-export async function readBackControlPlane(ctx: RestoreContext): Promise<ClusterInventory> {
-  ctx.progress.step(
-    'verify: health, one cluster, the snapshot on every member, replicas and PDB as before',
+/**
+ * H9: re-create the PDB from the manifest saved in H2. Also H2's undo before the point of
+ * no return; after it (given the ledger to settle), retried until it succeeds.
+ */
+export async function recreatePdbH9(ctx: RestoreContext, pdb: PdbManifest, undo?: Undo) {
+  ctx.progress.step(`H9 re-create PodDisruptionBudget ${pdb.metadata.name}`);
+  await (undo ? persistent : quick).recreatePdb.executeWithOptions(
+    { summary: 'H9 re-create the PDB' },
+    [{ ...ctx.cluster, manifest: pdb }],
   );
-  return quick.inspectUserCluster.executeWithOptions({ summary: 'read back replicas and PDB' }, [
-    { ...ctx.cluster, profile: ctx.params.profile },
-  ]);
+  undo?.settle('H2');
 }
 
-/** Verified: remove the old data each member's replacement set aside. */
-export async function discardOldData(ctx: RestoreContext, members: number) {
-  const { profile } = ctx.params;
+/** After H9: the replicas and PDB read back and checked against the originals. */
+export async function verifyControlPlaneAfterH9(
+  ctx: RestoreContext,
+  { originals }: Inspection,
+  pdbSaved: boolean,
+): Promise<string[]> {
+  ctx.progress.step('verify: replicas and PDB as before');
+  const after = await persistent.inspectUserCluster.executeWithOptions(
+    { summary: 'read back replicas and PDB' },
+    [{ ...ctx.cluster, profile: ctx.target.profile }],
+  );
+  return verifyControlPlane({ originals, after, pdbSaved, profile: ctx.target.profile });
+}
+
+/**
+ * Verified: on each member's volume, the old data this restore set aside and whatever
+ * abandoned restores left (`.old-*`, `.restore-*`) are removed — from a utility pod,
+ * since the etcd image may have no shell — then the record on the cluster goes.
+ */
+export async function cleanUpAfterVerification(
+  ctx: RestoreContext,
+  inspection: Inspection,
+  undo: Undo,
+): Promise<string[]> {
   ctx.progress.step('verified: remove the old data set aside on each member');
-  await Promise.all(
-    range(members).map((n) =>
-      persistent.discardOldMemberData.executeWithOptions(
-        { summary: `remove old data of member ${n}` },
-        [
-          {
-            ...ctx.cluster,
-            pod: memberPodName(profile, n),
-            container: profile.etcdContainer,
-            profile,
-            token: ctx.token,
-          },
-        ],
-      ),
-    ),
+  const removed = await Promise.all(
+    range(inspection.members).map(async (n) => {
+      await ensureUtilityPod(ctx, n, inspection, persistent);
+      const gone = await discardMemberData(ctx, n, persistent, true);
+      await deleteUtilityPod(ctx, n, persistent);
+      undo.settle(`H5e-member-${n}`);
+      return gone.map((dir) => `removed ${dir} from member ${n}'s volume`);
+    }),
   );
+  await persistent.clearRestoreRecord(ctx.cluster);
+  undo.settle('record');
+  return removed.flat();
 }

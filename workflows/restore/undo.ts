@@ -1,45 +1,72 @@
 /**
- * Compensations of a restore's reversible steps (the `saga` pattern), keyed by the step
- * that registered them. A step registers how to put back what it is about to change
- * before it changes it; if the restore fails or is cancelled before the point of no
- * return, every registered compensation runs, newest first.
+ * What a restore has changed and not yet put back, keyed by the step that changed it, with
+ * its compensation (the `saga` pattern). A step records a change before it makes it, and
+ * settles it once it is put back. Before the point of no return, a failure or a
+ * cancellation runs every compensation still open, newest first; after it, the open
+ * changes are what an operator is shown, and what a hand-over lists as not put back.
  */
 import { CancellationScope } from '@temporalio/workflow';
 import { describeError, type Progress } from '../progress.js';
 
-/** The reversible steps: H2 (PDB), H3 (two workloads), stopping etcd, H5a (one pod per member). */
-export type UndoStepId =
+/**
+ * The steps that change something: the backup imported, the record on the cluster, H2
+ * (PDB), H3 (two workloads), stopping etcd, H5a (a pod per member), H5c (scratch data per
+ * member), H5e (a member's data replaced).
+ */
+export type ChangeId =
+  | 'import'
+  | 'record'
   | 'H2'
   | 'H3-apiserver'
   | 'H3-maintenance'
   | 'stop-etcd'
-  | `H5a-member-${number}`;
+  | `H5a-member-${number}`
+  | `H5c-member-${number}`
+  | `H5e-member-${number}`;
 
-interface Compensation {
+interface Change {
+  /** What is changed and how a person puts it back, for the operator. */
   what: string;
-  run: () => Promise<unknown>;
+  /** Puts it back (before the point of no return); absent for changes only a person can settle. */
+  undo?: () => Promise<unknown>;
 }
 
 export class Undo {
-  private readonly compensations = new Map<UndoStepId, Compensation>();
+  private readonly changes = new Map<ChangeId, Change>();
 
-  /** How to put back what step `id` changes; registered before the change is made. */
-  register(id: UndoStepId, what: string, run: () => Promise<unknown>): void {
-    this.compensations.set(id, { what, run });
+  /** Records a change before it is made, with how to put it back. */
+  register(id: ChangeId, what: string, undo?: () => Promise<unknown>): void {
+    this.changes.delete(id);
+    this.changes.set(id, undo ? { what, undo } : { what });
+  }
+
+  /** The change is put back (or no longer needs to be): it is no longer open. */
+  settle(id: ChangeId): void {
+    this.changes.delete(id);
+  }
+
+  /** What is changed and not put back, oldest first. */
+  open(): string[] {
+    return [...this.changes.values()].map((c) => c.what);
   }
 
   /**
-   * Runs every compensation, newest first, not cancellable, each one even if one before it
-   * failed: leave as little changed as possible. Returns what could not be put back.
+   * Runs every open compensation, newest first, not cancellable, each one even if one
+   * before it failed: leave as little changed as possible. Returns what could not be put back.
    */
   async unwind(progress: Progress): Promise<string[]> {
     const notUndone: string[] = [];
     await CancellationScope.nonCancellable(async () => {
-      for (const { what, run } of [...this.compensations.values()].reverse()) {
+      for (const [id, { what, undo }] of [...this.changes.entries()].reverse()) {
         progress.note(`undo: ${what}`);
-        await run().catch((error: unknown) => {
-          notUndone.push(`${what} (${describeError(error)})`);
-        });
+        if (!undo) {
+          notUndone.push(what);
+          continue;
+        }
+        await undo().then(
+          () => this.changes.delete(id),
+          (error: unknown) => notUndone.push(`${what} (${describeError(error)})`),
+        );
       }
     });
     return notUndone;

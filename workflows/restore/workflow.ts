@@ -4,44 +4,43 @@
  * is a function of steps.ts named by its ID; the R steps are the one-member case of the
  * H steps:
  *
- *   SPEC step                   steps.ts                 what the product adds or does instead
- *   (before anything)           verifyBackup             sha256 and snapshot status checked
- *   H1, R1, H4                  inspectClusterH1         checks.checkCluster: nothing changed yet
- *   (optional)                  approval.ts              a person approves the plan
- *   H2                          savePdbH2                the manifest is kept in history
- *   H3                          scaleDownH3              counts read first, not the runbook's 3, 1
- *   (R7, H6: see there)         stopEtcdMembers          kube-etcd scaled to 0 before any data
- *   H5a H5b (R2 R3)             prepareMemberH5ab        the copy is checked in the pod
+ *   SPEC step                  steps.ts                   what the product adds or does instead
+ *   (names)                    resolveNames               the worker resolves admin cluster, repository
+ *   (before anything)          checkBackup                sha256 and snapshot status checked
+ *   H1, R1, H4                 inspectClusterH1           checks.checkCluster: nothing changed yet
+ *   (optional)                 approval.ts                a person approves the plan, within a timeout
+ *   H5a H5b H5c (R2 R3 R4)     prepareMemberH5abc         done first, control plane still up: tools,
+ *                                                         free space, copy, restore into scratch space
+ *   H2                         savePdbH2, recordOriginals the originals also recorded on the cluster
+ *   H3                         scaleDownH3                counts read first, not the runbook's 3, 1
+ *   (R7, H6: see there)        stopEtcdMembers            kube-etcd stopped before any data changes
  *   ── point of no return ──
- *   H5c H5d H5e H5f (R4 R5 R6)  replaceDataH5cf          scratch restore + two renames; old
- *                                                        data set aside, not rm'd, until verified
- *   H5g (R9)                    deleteUtilityPodH5g
- *   H6 (R7 R8)                  startMembersH6           scale back up instead of rollout
- *                                                        restart / pod delete; wait healthy
- *   H7 H8                       scaleUpH7H8              back to the counts read in H1
- *   H9                          recreatePdbH9
- *   (after H9)                  readBackControlPlane     checks.verifyRestore, then
- *                               discardOldData           the old data goes
+ *   H5d H5e H5f (R5 R6)        swapDataH5def              two renames; old data set aside, not rm'd
+ *   H5g (R9)                   deleteUtilityPodH5g
+ *   H6 (R7 R8)                 startMembersH6             scale back up instead of rollout restart /
+ *                                                         pod delete; wait healthy
+ *   (before H7)                checks.verifyRestoredEtcd  verify, then unveil: apiserver stays at 0
+ *                                                         until the restored etcd is right
+ *   H7 H8                      scaleUpH7H8                back to the original counts
+ *   H9                         recreatePdbH9
+ *   (after H9)                 verifyControlPlaneAfterH9, cleanUpAfterVerification
  *
- * Until the point of no return (the first data replacement) everything changed has its
- * compensation (undo.ts) and is put back if the restore fails or is cancelled. After it,
- * the restore cannot stop halfway: it ignores cancellation, retries its steps until they
- * succeed, and says so. Cancellation, precisely:
- *   - the cluster lock is not cancelled with the restore (see cluster-lock.ts);
- *   - steps before the point of no return wait for their activity to acknowledge the
- *     cancellation, and all members' preparations settle, before anything is put back;
- *   - a cancellation at the approval gate ends the restore CANCELLED with nothing to undo.
+ * Before the point of no return everything changed is in the Undo ledger (undo.ts) and is
+ * put back if the restore fails, is cancelled, or loses its cluster lock. After it, the
+ * restore cannot stop halfway: it ignores cancellation, and each step runs under the
+ * Operator (operator.ts) — retried, repaired, or waiting for a person with the lock held
+ * and outcome `needs-operator` — so it never fails for what a person can fix.
  *
  * DETERMINISM. Recorded histories of this workflow are replayed by
- * test/workflows/replay.test.ts (files in test/histories/, recorded by `RECORD_HISTORIES=<date>-<change>
- * node --import tsx --test test/e2e/restore-control.test.ts`). A change that alters the
- * commands it issues (activities, their order, timers, child workflows, signals, search
- * attributes) must be guarded with `patched('<change-id>')`, or restores running while the
- * worker is upgraded fail with a non-determinism error. Re-record only while nothing is
- * deployed, and say so in the commit.
+ * test/workflows/replay.test.ts (test/histories/, recorded by `RECORD_HISTORIES=<date>-<change> node
+ * --import tsx --test test/e2e/restore-control.test.ts`). A change that alters the
+ * commands it issues must be guarded with `patched('<change-id>')`, or restores running
+ * while the worker is upgraded fail with a non-determinism error. Re-record only while
+ * nothing is deployed, and say so in the commit; keep histories running workflows may have.
  */
+import type { Duration } from '@temporalio/common';
 import { ApplicationFailure, CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
-import { acquireClusterLock } from '../cluster-lock.js';
+import { acquireClusterLock, type ClusterLock } from '../cluster-lock.js';
 import {
   FailureType,
   type Outcome,
@@ -52,7 +51,8 @@ import {
 } from '../contract/index.js';
 import { describeError, Progress } from '../progress.js';
 import { ApprovalGate } from './approval.js';
-import { range, verifyRestore } from './checks.js';
+import { changesSince, range, verifyRestoredEtcd } from './checks.js';
+import { HandedOver, Operator } from './operator.js';
 import * as step from './steps.js';
 import { Undo } from './undo.js';
 
@@ -73,43 +73,65 @@ export async function restoreUserCluster(
     `Restore of user cluster ${userClusterName}`,
     RESTORE_LIMITS,
   );
-  const ctx = step.restoreContext(params, progress, uuid4().replace(/-/g, '').slice(0, 12));
+  const token = uuid4().replace(/-/g, '').slice(0, 12);
   const gate = new ApprovalGate(params.requireApproval, progress);
-  let outcomeShown = false;
+  const undo = new Undo();
+  const operator = new Operator(progress, undo);
+  const notes: string[] = [];
+  let backupId = '';
+  let finished = false;
   const finish = (outcome: Outcome, line: string) => {
-    outcomeShown = true;
+    finished = true;
     progress.finish(outcome, line);
   };
-
-  progress.step('lock: one backup or restore of this cluster at a time');
-  const release = await acquireClusterLock(userClusterName, 'restore');
+  let lock: ClusterLock | undefined;
   try {
-    // ── Checks: nothing is changed until they all pass ──
-    const snapshot = await step.verifyBackup(ctx);
-    const inspection = await step.inspectClusterH1(ctx);
-    const { members } = inspection;
-    gate.open(step.planRestore(ctx, snapshot, inspection));
+    const target = await step.resolveNames(params, progress);
+    progress.step('lock: one backup or restore of this cluster at a time');
+    lock = await acquireClusterLock(userClusterName, 'restore');
+    const ctx = step.restoreContext(params, target, progress, token);
 
-    // ── Reversible changes: each one registers how to put it back ──
-    const undo = new Undo();
+    // ── Checks, then the reversible changes: each one recorded with how to put it back ──
+    let inspection: step.Inspection;
+    let snapshot: Awaited<ReturnType<typeof step.checkBackup>>;
     let pdb: Awaited<ReturnType<typeof step.savePdbH2>>;
     try {
-      await gate.passed();
-      pdb = await step.savePdbH2(ctx, undo);
-      await step.scaleDownH3(ctx, inspection, undo);
-      await step.stopEtcdMembers(ctx, inspection, undo);
-      progress.step('H5a H5b prepare each member: utility pod, snapshot copied in and checked');
+      snapshot = await step.checkBackup(ctx, undo);
+      backupId = snapshot.backupId;
+      inspection = await step.inspectClusterH1(ctx);
+      gate.open(step.planRestore(ctx, snapshot, inspection));
+      if (await gate.passed(params.approvalTimeout as Duration)) {
+        const now = await step.inspectClusterH1(ctx);
+        const changed = changesSince(inspection.inventory, now.inventory, inspection.members);
+        if (changed.length > 0) {
+          throw ApplicationFailure.nonRetryable(
+            `the cluster changed while the restore waited for approval; nothing was changed: ${changed.join('; ')}. Start a new restore to see a new plan`,
+            FailureType.ClusterState,
+          );
+        }
+      }
+      checkLock(lock);
+      progress.step(
+        'H5a H5b H5c prepare each member: utility pod, tools, room, snapshot copied in and restored into scratch space',
+      );
       // Every member's preparation settles before the first failure is acted on.
       await settleAll(
-        range(members).map((n) => step.prepareMemberH5ab(ctx, n, inspection, snapshot, undo)),
+        range(inspection.members).map((n) =>
+          step.prepareMemberH5abc(ctx, n, inspection, snapshot, undo),
+        ),
       );
+      checkLock(lock);
+      pdb = await step.savePdbH2(ctx, inspection, undo);
+      await step.scaleDownH3(ctx, inspection, undo);
+      await step.stopEtcdMembers(ctx, inspection, undo);
+      checkLock(lock);
     } catch (error) {
       const cancelled = isCancellation(error);
       const what = cancelled ? 'cancelled' : 'failed';
       progress.step(`${what} before the point of no return: putting everything back`);
       const notUndone = await undo.unwind(progress);
       if (notUndone.length > 0) {
-        finish('failed', `failed, and could not put back: ${notUndone.join('; ')}`);
+        finish('failed', `${what}, and could not put back: ${notUndone.join('; ')}`);
         throw ApplicationFailure.nonRetryable(
           `restore ${cancelled ? 'cancelled' : `failed (${describeError(error)})`} before the point of no return, ` +
             `and these changes could not be put back; a person must: ${notUndone.join('; ')}`,
@@ -122,56 +144,106 @@ export async function restoreUserCluster(
 
     // ── Point of no return: from here the restore finishes whatever happens ──
     const root = CancellationScope.current();
-    const verified = await CancellationScope.nonCancellable(async () => {
-      progress.step(
-        'point of no return — H5c H5d H5e: restore each member with its identity and swap its data',
+    const result = await CancellationScope.nonCancellable(async () => {
+      progress.step('point of no return — H5d H5e H5f: swap the restored data in on each member');
+      const members = range(inspection.members);
+      await settleAll(
+        members.map((n) =>
+          operator.untilDone(`member ${n}'s swap (H5d–H5f)`, () =>
+            step.swapDataH5def(ctx, n, inspection, snapshot, undo),
+          ),
+        ),
       );
-      await Promise.all(
-        range(members).map(async (n) => {
-          await step.replaceDataH5cf(ctx, n, members);
-          await step.deleteUtilityPodH5g(ctx, n);
-        }),
+      await settleAll(
+        members.map((n) =>
+          operator.untilDone(`H5g delete utility pod ${n}`, () =>
+            step.deleteUtilityPodH5g(ctx, n, undo),
+          ),
+        ),
       );
-      const restored = await step.startMembersH6(ctx, inspection, snapshot);
-      await step.scaleUpH7H8(ctx, inspection);
-      if (pdb) {
-        progress.step(`H9 re-create PodDisruptionBudget ${params.profile.apiserverPdb}`);
-        await step.recreatePdbH9(ctx, pdb);
-      }
-      const after = await step.readBackControlPlane(ctx);
-      const lines = verifyRestore({
-        members,
-        record: snapshot.record,
-        ...restored,
-        before: inspection.inventory,
-        after,
-        pdbSaved: pdb !== undefined,
-        profile: params.profile,
-      });
-      if (!params.deleteOldDataImmediately) await step.discardOldData(ctx, members);
-      return lines;
+      const verified = await operator.untilDone(
+        'H6 start etcd and verify it (before H7)',
+        async () =>
+          verifyRestoredEtcd({
+            members: inspection.members,
+            record: snapshot.record,
+            ...(await step.startMembersH6(ctx, inspection, snapshot, undo)),
+          }),
+      );
+      await operator.untilDone('H7 H8 scale the control plane back', () =>
+        step.scaleUpH7H8(ctx, inspection, undo),
+      );
+      if (pdb)
+        await operator.untilDone('H9 re-create the PDB', () => step.recreatePdbH9(ctx, pdb, undo));
+      verified.push(
+        ...(await operator.untilDone('read back replicas and PDB', () =>
+          step.verifyControlPlaneAfterH9(ctx, inspection, pdb !== undefined),
+        )),
+      );
+      notes.push(
+        ...(await operator.untilDone('remove the old data', () =>
+          step.cleanUpAfterVerification(ctx, inspection, undo),
+        )),
+      );
+      return verified;
     });
 
-    if (root.consideredCancelled) {
-      verified.push(
+    if (root.consideredCancelled)
+      notes.push(
         'cancellation was requested after the point of no return: a restore cannot stop halfway, so it was finished',
       );
-    }
-    for (const line of verified) progress.note(line);
+    const lost = lock.lost();
+    if (lost)
+      notes.push(
+        `the cluster lock was lost after the point of no return (${lost}); the restore finished regardless`,
+      );
+    for (const line of [...result, ...notes]) progress.note(line);
     finish('succeeded', `restored from ${snapshot.backupId} and verified`);
-    return { userClusterName, backupId: snapshot.backupId, members: range(members), verified };
+    return {
+      outcome: 'restored',
+      userClusterName,
+      backupId: snapshot.backupId,
+      members: range(inspection.members),
+      verified: result,
+      notPutBack: [],
+      notes,
+    };
   } catch (error) {
+    if (error instanceof HandedOver) {
+      finish(
+        'handed-over',
+        `${error.message}; not put back: ${error.notPutBack.join('; ') || 'nothing'}`,
+      );
+      return {
+        outcome: 'handed-over',
+        userClusterName,
+        backupId,
+        members: [],
+        verified: [],
+        notPutBack: error.notPutBack,
+        notes: [...notes, error.message],
+      };
+    }
     // The Web UI must not list a restore that ended as running.
-    if (!outcomeShown) {
+    if (!finished)
       finish(
         isCancellation(error) ? 'cancelled' : 'failed',
         `not restored: ${describeError(error)}`,
       );
-    }
     throw error;
   } finally {
-    await CancellationScope.nonCancellable(release);
+    if (lock) await CancellationScope.nonCancellable(() => (lock as ClusterLock).release());
   }
+}
+
+/** Before the point of no return, a lost lock stops the restore (everything is put back). */
+function checkLock(lock: ClusterLock): void {
+  const lost = lock.lost();
+  if (lost)
+    throw ApplicationFailure.nonRetryable(
+      `the cluster lock was lost: ${lost}`,
+      FailureType.LockLost,
+    );
 }
 
 /** Like Promise.all, but rejects (with the first failure) only once every promise settled. */

@@ -1,0 +1,123 @@
+/**
+ * What the worker may touch, by name: its admin clusters (kubeconfig, profile, which
+ * namespaces are user clusters), its backup repositories, its import inbox. Workflow
+ * inputs carry only these names; paths, images, endpoints and credentials come from here.
+ *
+ * Read once at start from a YAML (or JSON) file, `ETCD_HA_RESTORE_CONFIG`, validated with
+ * zod; a bad file stops the worker with a message naming the field. Without a file, the
+ * environment describes a one-admin-cluster worker: `ADMIN_CLUSTER_KUBECONFIG`,
+ * `BACKUP_DIR`, `IMPORT_INBOX` (admin cluster and repository are then both named
+ * `default`). The CLI reads the same file to list backups as the worker sees them.
+ */
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import {
+  absolutePath,
+  clusterProfileOverridesSchema,
+  dnsLabel,
+  parseOrFail,
+} from '../../workflows/contract/index.js';
+
+const adminClusterSchema = z.strictObject({
+  /** The admin cluster's kubeconfig on the worker (ADMIN_CLUSTER_KUBECONFIG). */
+  kubeconfig: absolutePath,
+  /** What differs from GKE on-prem's names, paths, endpoints and images. */
+  profile: clusterProfileOverridesSchema.optional(),
+  /**
+   * Which namespaces are user clusters: a list, or those whose labels match; by default
+   * every namespace holding the profile's etcd StatefulSet (kube-etcd).
+   */
+  userClusters: z
+    .union([
+      z.strictObject({ namespaces: z.array(dnsLabel).min(1) }),
+      z.strictObject({ labelSelector: z.string().min(1) }),
+    ])
+    .optional(),
+});
+
+const repositorySchema = z.strictObject({
+  /** A directory on the worker's disk, outside the cluster (B4); created 0700. */
+  path: absolutePath,
+});
+
+export const workerConfigSchema = z.strictObject({
+  /** A worker needs at least one (checked when it starts); the CLI's listing needs none. */
+  adminClusters: z.record(dnsLabel, adminClusterSchema),
+  repositories: z
+    .record(dnsLabel, repositorySchema)
+    .refine((r) => Object.keys(r).length > 0, 'name at least one repository'),
+  /** Where an operator puts a snapshot file to restore from (`backup.importFile`). */
+  importInbox: absolutePath.optional(),
+});
+export type WorkerConfig = z.output<typeof workerConfigSchema>;
+export type WorkerConfigInput = z.input<typeof workerConfigSchema>;
+export type AdminClusterConfig = WorkerConfig['adminClusters'][string];
+
+const envSchema = z.object({
+  ETCD_HA_RESTORE_CONFIG: absolutePath.optional(),
+  ADMIN_CLUSTER_KUBECONFIG: absolutePath.optional(),
+  BACKUP_DIR: absolutePath.optional(),
+  IMPORT_INBOX: absolutePath.optional(),
+  XDG_DATA_HOME: absolutePath.optional(),
+});
+
+/** The configuration from `ETCD_HA_RESTORE_CONFIG`, or else from the environment alone. */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const vars = parseOrFail(
+    envSchema,
+    env,
+    (issues) => new Error(`invalid configuration in the environment: ${issues}`),
+  );
+  if (vars.ETCD_HA_RESTORE_CONFIG) {
+    const alsoGiven = (['ADMIN_CLUSTER_KUBECONFIG', 'BACKUP_DIR', 'IMPORT_INBOX'] as const).filter(
+      (name) => vars[name] !== undefined,
+    );
+    if (alsoGiven.length > 0) {
+      throw new Error(
+        `${alsoGiven.join(', ')} and ETCD_HA_RESTORE_CONFIG are both set: put everything in the file`,
+      );
+    }
+    return readWorkerConfigFile(vars.ETCD_HA_RESTORE_CONFIG);
+  }
+  const dataHome = vars.XDG_DATA_HOME ?? join(env.HOME ?? homedir(), '.local', 'share');
+  return parseWorkerConfig(
+    {
+      adminClusters: vars.ADMIN_CLUSTER_KUBECONFIG
+        ? { default: { kubeconfig: vars.ADMIN_CLUSTER_KUBECONFIG } }
+        : {},
+      repositories: {
+        default: { path: vars.BACKUP_DIR ?? join(dataHome, 'etcd-ha-restore', 'backups') },
+      },
+      ...(vars.IMPORT_INBOX ? { importInbox: vars.IMPORT_INBOX } : {}),
+    },
+    'the environment (ADMIN_CLUSTER_KUBECONFIG, BACKUP_DIR, IMPORT_INBOX)',
+  );
+}
+
+/** Reads and validates a configuration file; a message names the file and each bad field. */
+export function readWorkerConfigFile(path: string): WorkerConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read the worker configuration ${path}: ${(error as Error).message}`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (error) {
+    throw new Error(`the worker configuration ${path} is not YAML: ${(error as Error).message}`);
+  }
+  return parseWorkerConfig(raw, path);
+}
+
+export function parseWorkerConfig(raw: unknown, source: string): WorkerConfig {
+  return parseOrFail(
+    workerConfigSchema,
+    raw,
+    (issues) => new Error(`invalid worker configuration in ${source}: ${issues}`),
+  );
+}

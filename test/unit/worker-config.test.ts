@@ -1,0 +1,155 @@
+/**
+ * The worker's configuration (activities/config/): what it may touch, by name, read from a
+ * YAML file or the environment, every bad field named; and the names resolved.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { ApplicationFailure } from '@temporalio/common';
+import { workerTargets } from '../../activities/config/targets.js';
+import { loadWorkerConfig } from '../../activities/config/worker-config.js';
+import { loadWorkerProcessConfig } from '../../worker/config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'worker-config-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+describe('from the environment alone: one admin cluster, one repository, both "default"', () => {
+  test('defaults', () => {
+    const config = loadWorkerConfig({ HOME: '/home/sre', ADMIN_CLUSTER_KUBECONFIG: '/k/admin' });
+    assert.deepEqual(config.adminClusters, { default: { kubeconfig: '/k/admin' } });
+    assert.deepEqual(config.repositories, {
+      default: { path: '/home/sre/.local/share/etcd-ha-restore/backups' },
+    });
+    assert.equal(config.importInbox, undefined);
+  });
+
+  test('a relative BACKUP_DIR is refused, naming the variable', () => {
+    assert.throws(
+      () => loadWorkerConfig({ BACKUP_DIR: 'backups' }),
+      /BACKUP_DIR: must be an absolute path/,
+    );
+  });
+
+  test('a worker with no admin cluster does not start; the CLI may still list backups', () => {
+    assert.throws(() => loadWorkerProcessConfig({ HOME: '/h' }), /serves no admin cluster/);
+    assert.equal(Object.keys(loadWorkerConfig({ HOME: '/h' }).adminClusters).length, 0);
+  });
+
+  test('the Temporal connection is read as the Temporal CLI reads it', () => {
+    const config = loadWorkerProcessConfig({
+      HOME: '/home/sre',
+      ADMIN_CLUSTER_KUBECONFIG: '/k/admin',
+      TEMPORAL_ADDRESS: 'temporal.example:7233',
+      TEMPORAL_NAMESPACE: 'ops',
+      TEMPORAL_API_KEY: 'secret-key',
+    });
+    assert.equal(config.connection.address, 'temporal.example:7233');
+    assert.equal(config.connection.apiKey, 'secret-key');
+    assert.ok(config.connection.tls, 'an API key implies TLS');
+    assert.equal(config.namespace, 'ops');
+    assert.equal(config.taskQueue, 'etcd-ha-restore');
+  });
+});
+
+describe('from a YAML file', () => {
+  const yaml = `
+adminClusters:
+  admin-1:
+    kubeconfig: /etc/etcd-ha-restore/admin-1.kubeconfig
+    profile:
+      utilityImageRepository: registry.local/etcd-util
+    userClusters:
+      namespaces: [user-a, user-b]
+  admin-2:
+    kubeconfig: /etc/etcd-ha-restore/admin-2.kubeconfig
+repositories:
+  local:
+    path: /srv/etcd-backups
+importInbox: /srv/etcd-import
+`;
+
+  test('admin clusters, repositories and the inbox by name; profiles with GKE defaults', () => {
+    const config = loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: file('ok.yaml', yaml) });
+    const targets = workerTargets(config);
+    const admin = targets.adminCluster('admin-1');
+    assert.equal(admin.config.kubeconfig, '/etc/etcd-ha-restore/admin-1.kubeconfig');
+    assert.equal(admin.profile.utilityImageRepository, 'registry.local/etcd-util');
+    assert.equal(admin.profile.etcdStatefulSet, 'kube-etcd');
+    assert.equal(targets.repository().path, '/srv/etcd-backups', 'the only one is the default');
+    assert.equal(targets.importFile('snap.db'), '/srv/etcd-import/snap.db');
+  });
+
+  test('an unknown name, or no name where there are several, is refused naming the choices', () => {
+    const targets = workerTargets(
+      loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: file('ok2.yaml', yaml) }),
+    );
+    const refused = (run: () => unknown, message: RegExp) =>
+      assert.throws(run, (e: unknown) => {
+        assert.ok(e instanceof ApplicationFailure && e.nonRetryable && e.type === 'InvalidInput');
+        assert.match(e.message, message);
+        return true;
+      });
+    refused(() => targets.adminCluster(), /serves admin clusters admin-1, admin-2: name one/);
+    refused(
+      () => targets.adminCluster('prod'),
+      /no admin cluster named "prod" \(it serves: admin-1, admin-2\)/,
+    );
+    refused(() => targets.repository('nfs'), /no repository named "nfs"/);
+    refused(() => targets.importFile('../etc/shadow'), /importFile/);
+  });
+
+  test('every bad field is named; the file is never quoted', () => {
+    const bad = file(
+      'bad.yaml',
+      `adminClusters:
+  Admin_1:
+    kubeconfig: relative/path
+    profile: { peerUrlTemplat: x }
+repositories: {}
+surprise: true
+`,
+    );
+    assert.throws(
+      () => loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: bad }),
+      (e: unknown) => {
+        const m = (e as Error).message;
+        assert.match(m, new RegExp(`invalid worker configuration in ${bad}`));
+        assert.match(m, /adminClusters/);
+        assert.match(m, /repositories: name at least one repository/);
+        assert.match(m, /surprise/);
+        return true;
+      },
+    );
+    assert.throws(
+      () => loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: file('notyaml.yaml', 'a: [') }),
+      /is not YAML/,
+    );
+    assert.throws(
+      () => loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: join(dir, 'missing.yaml') }),
+      /cannot read the worker configuration/,
+    );
+  });
+
+  test('a file and the single-cluster variables together are refused: one source of truth', () => {
+    assert.throws(
+      () =>
+        loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: file('ok3.yaml', yaml), BACKUP_DIR: '/tmp/x' }),
+      /BACKUP_DIR and ETCD_HA_RESTORE_CONFIG are both set/,
+    );
+  });
+
+  test('the example in docs/ is a valid configuration, as the README shows it', () => {
+    const example = new URL('../../docs/worker-config.example.yaml', import.meta.url).pathname;
+    const targets = workerTargets(loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: example }));
+    assert.equal(targets.adminCluster('admin-west').profile.etcdStatefulSet, 'kube-etcd');
+    assert.equal(targets.repository().path, '/srv/etcd-backups');
+  });
+});

@@ -1,0 +1,166 @@
+/**
+ * After the point of no return a restore does not fail for a reason a person can fix.
+ * Each step runs under `untilDone`: the activities already retry transient failures for
+ * ever; what still fails (a wait that timed out, 401/403, a missing object, a check that
+ * did not pass) is retried a few more times after a pause — the step re-runs from its
+ * start and repairs what it can (a lost utility pod, a lost snapshot) — and then the
+ * restore waits for an operator, holding the cluster lock, with its outcome
+ * `needs-operator` and its current details saying what failed, what is still changed and
+ * what to do. The operator answers with the update (or signal) `resolveProblem`:
+ * `{"action": "retry", "by": "..."}` runs the step again, `{"action": "hand-over", ...}`
+ * ends the restore (outcome `handed-over`) with the list of what was not put back.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  setHandler,
+  sleep,
+} from '@temporalio/workflow';
+import {
+  FailureType,
+  type OperatorDecision,
+  operatorDecisionSchema,
+  problemWith,
+} from '../contract/index.js';
+import { describeError, type ProblemView, type Progress } from '../progress.js';
+import type { Undo } from './undo.js';
+
+export const resolveProblemUpdate = defineUpdate<string, [OperatorDecision]>('resolveProblem');
+export const resolveProblemSignal = defineSignal<[OperatorDecision]>('resolveProblem');
+export const problemQuery = defineQuery<ProblemView[]>('problems');
+
+/** Pauses before the automatic retries of a step that failed after the point of no return. */
+const AUTOMATIC_RETRIES = ['10 seconds', '30 seconds', '90 seconds'] as const;
+
+/**
+ * Problems that waiting does not change (a check that did not pass, a volume not as any run
+ * of ours left it, a snapshot or an image that is wrong, a full volume, a PDB someone
+ * replaced): the operator is asked at once. Anything else (a wait that timed out,
+ * credentials refused, a kubeconfig being replaced) is retried automatically first.
+ */
+const ASK_AT_ONCE: ReadonlySet<string> = new Set([
+  FailureType.VerificationFailed,
+  FailureType.ClusterState,
+  FailureType.CorruptSnapshot,
+  FailureType.NoSpace,
+  FailureType.MissingTools,
+  FailureType.PdbConflict,
+]);
+
+/** The failure type of an error or of its causes (an activity's failure is its cause). */
+function failureTypeOf(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure && e.type) return e.type;
+  }
+  return undefined;
+}
+
+/** An operator chose to finish by hand: the restore ends, listing what is not put back. */
+export class HandedOver extends Error {
+  override name = 'HandedOver';
+  constructor(
+    readonly decision: OperatorDecision,
+    readonly notPutBack: string[],
+  ) {
+    super(`handed over by ${decision.by}${decision.comment ? `: ${decision.comment}` : ''}`);
+  }
+}
+
+export class Operator {
+  /** The problems waiting for a decision now, by the ask that raised them. */
+  private readonly waiting = new Map<number, ProblemView>();
+  private asks = 0;
+  /** Decisions taken, in order; a decision answers every problem waiting when it comes. */
+  private readonly decisions: OperatorDecision[] = [];
+  private handedOver: OperatorDecision | undefined;
+
+  constructor(
+    private readonly progress: Progress,
+    private readonly undo: Undo,
+  ) {
+    setHandler(problemQuery, () => [...this.waiting.values()]);
+    setHandler(resolveProblemSignal, (d) => {
+      const problem =
+        this.waiting.size > 0
+          ? problemWith(operatorDecisionSchema, d)
+          : 'the restore is not waiting for an operator';
+      if (problem) progress.note(`resolveProblem signal ignored: ${problem}`);
+      else this.decide(d);
+    });
+    setHandler(
+      resolveProblemUpdate,
+      (d: OperatorDecision) => {
+        this.decide(d);
+        return `${d.action} by ${d.by}`;
+      },
+      {
+        validator: (d: OperatorDecision) => {
+          if (this.waiting.size === 0)
+            throw new Error('the restore is not waiting for an operator');
+          const problem = problemWith(operatorDecisionSchema, d);
+          if (problem) throw new Error(problem);
+        },
+      },
+    );
+  }
+
+  /**
+   * Runs `run` until it succeeds; never fails for what a retry or a person can fix.
+   * `whatToDo` tells the operator, in a few lines, how to fix the step's problem.
+   */
+  async untilDone<T>(
+    step: string,
+    run: () => Promise<T>,
+    whatToDo: (error: string) => string[] = () => [],
+  ): Promise<T> {
+    for (let failures = 0; ; failures++) {
+      if (this.handedOver) throw new HandedOver(this.handedOver, this.undo.open());
+      try {
+        return await run();
+      } catch (error) {
+        const message = describeError(error);
+        const type = failureTypeOf(error);
+        const pause = ASK_AT_ONCE.has(type ?? '')
+          ? undefined
+          : AUTOMATIC_RETRIES[failures % (AUTOMATIC_RETRIES.length + 1)];
+        if (pause) {
+          this.progress.note(`${step} failed (${message}); it is run again in ${pause}`);
+          await sleep(pause);
+          continue;
+        }
+        await this.ask(step, message, whatToDo(message));
+      }
+    }
+  }
+
+  private decide(d: OperatorDecision): void {
+    this.decisions.push(d);
+    if (d.action === 'hand-over') this.handedOver ??= d;
+    this.progress.note(`${d.action} decided by ${d.by}${d.comment ? `: ${d.comment}` : ''}`);
+  }
+
+  /** Shows the problem, waits for the next decision; returns on retry, throws HandedOver on hand-over. */
+  private async ask(step: string, error: string, advice: string[]): Promise<void> {
+    const id = this.asks++;
+    const answeredBy = this.decisions.length;
+    this.waiting.set(id, {
+      step,
+      error,
+      since: new Date().toISOString(),
+      stillChanged: this.undo.open(),
+      whatToDo: [
+        ...advice,
+        'then answer with the update (or signal) resolveProblem: {"action": "retry", "by": "<you>"} to run the step again, ' +
+          'or {"action": "hand-over", "by": "<you>"} to end the restore and put back by hand what is still changed',
+      ],
+    });
+    this.progress.problems([...this.waiting.values()]);
+    await condition(() => this.decisions.length > answeredBy || this.handedOver !== undefined);
+    this.waiting.delete(id);
+    this.progress.problems([...this.waiting.values()]);
+    if (this.handedOver) throw new HandedOver(this.handedOver, this.undo.open());
+  }
+}
