@@ -7,6 +7,7 @@
 #   etcd 3.5, 3.6   etcd, etcdctl and etcdutl of the versions pinned in scripts/etcd/v3.*/go.mod,
 #                   built once with Go into $cache_dir/etcd-v<version>/
 #   bwrap           Debian bubblewrap (the simulated kubelet's sandbox)
+#   busybox         Debian busybox (the simulator's BusyBox utility image)
 #   openssl, unzip  certificates for the simulated cluster; kubectl peer extraction
 #   temporal        $TEMPORAL_CLI_PATH, else `temporal` on PATH, else a cached build of
 #                   `go install github.com/temporalio/cli/cmd/temporal@v1.5.1`
@@ -53,6 +54,7 @@ find_go() {
 ensure_command etcd etcd-server
 ensure_command etcdctl etcd-client
 ensure_command bwrap bubblewrap
+ensure_command busybox busybox
 ensure_command openssl openssl
 ensure_command unzip unzip
 
@@ -151,6 +153,7 @@ say "etcd     $(command -v etcd) ($etcd_version)"
 say "etcdctl  $(command -v etcdctl) ($etcdctl_version)"
 while IFS= read -r report_line; do say "$report_line"; done <<<"${etcd_built_report%$'\n'}"
 say "bwrap    $(command -v bwrap) ($bwrap_version)"
+say "busybox  $(command -v busybox) ($(busybox 2>&1 | head -n 1 | awk '{print $2}'))"
 say "openssl  $(command -v openssl) ($(openssl version | awk '{print $2}'))"
 
 cat >"$repo_root/.tools.json.tmp" <<EOF

@@ -9,9 +9,9 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer } from 'ws';
 import { deletePod } from './controllers.js';
-import { EXEC_PROTOCOLS, runExec } from './exec.js';
+import { EXEC_PROTOCOLS, failExec, runExec } from './exec.js';
 import type { Faults, RequestInfo } from './faults.js';
-import { entrypoint, type Kubelet } from './kubelet.js';
+import type { Kubelet } from './kubelet.js';
 import { spawnSandboxed } from './sandbox.js';
 import {
   ApiError,
@@ -745,10 +745,7 @@ export class ApiServer {
       throw ApiError.badRequest(`container ${containerName} is not valid for pod ${route.name}`);
     if (url.searchParams.get('tty') === 'true')
       throw ApiError.badRequest('sim: tty is not supported');
-    if (
-      !this.kubelet.isRunning(route.namespace ?? '', route.name, containerName) ||
-      !entrypoint(container)
-    ) {
+    if (!this.kubelet.isRunning(route.namespace ?? '', route.name, containerName)) {
       throw ApiError.badRequest(
         `unable to upgrade connection: container not found ("${containerName}")`,
       );
@@ -762,9 +759,19 @@ export class ApiServer {
     const wantStdin =
       url.searchParams.get('stdin') === 'true' || url.searchParams.get('stdin') === '1';
     const sandbox = this.kubelet.sandboxFor(pod, containerName, command);
-    const drop = this.faults.takeExecDrop(route.namespace ?? '', route.name, wantStdin);
+    const problem = this.kubelet.execProblem(pod, containerName, command[0] ?? '');
+    const drop = problem
+      ? undefined
+      : this.faults.takeExecDrop(route.namespace ?? '', route.name, wantStdin);
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      if (problem) {
+        // containerd starts the exec after the stream is up; runc's failure comes back as
+        // the kubelet's InternalError status on the error channel (no exit code).
+        failExec(ws, problem);
+        return;
+      }
       const child = spawnSandboxed(sandbox, [wantStdin ? 'pipe' : 'ignore', 'pipe', 'pipe']);
+      this.kubelet.attachExec(pod, containerName, child);
       const end = this.options.onExec?.(pod, containerName, command);
       runExec({
         ws,

@@ -10,6 +10,7 @@ import { dirname, join } from 'node:path';
 import { ApiServer } from './apiserver.js';
 import { Controllers, deletePod } from './controllers.js';
 import { Faults, Violations } from './faults.js';
+import { Images } from './images.js';
 import { Kubelet, type KubeletOptions } from './kubelet.js';
 import { createCa, createLeaf } from './pki.js';
 import { registerTempDir, unregisterTempDir } from './sandbox.js';
@@ -43,6 +44,8 @@ export class SimCore {
   readonly violations = new Violations();
   readonly kubelet: Kubelet;
   readonly controllers: Controllers;
+  /** Which file system a container gets for its image reference. */
+  readonly images: Images;
   api!: ApiServer;
   kubeconfigPath = '';
   /** CA certificate of the API server (PEM file). */
@@ -66,6 +69,7 @@ export class SimCore {
     readonly dir: string,
     options: CoreOptions,
   ) {
+    this.images = new Images(dir);
     this.kubelet = new Kubelet(
       this.store,
       dir,
@@ -73,8 +77,10 @@ export class SimCore {
         backoffInitialMs: options.backoffInitialMs ?? 1000,
         backoffMaxMs: options.backoffMaxMs ?? 10_000,
         readyAfterMs: options.readyAfterMs ?? 500,
+        freshContainerOnRestart: options.freshContainerOnRestart ?? false,
       },
       () => this.kick(),
+      this.images,
     );
     this.controllers = new Controllers(this.store, dir);
     this.kubeconfigPath = options.kubeconfigPath ?? join(dir, 'kubeconfig');

@@ -10,6 +10,7 @@
  * socket is paused while the process does not take its stdin.
  */
 import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
 import { kill } from './sandbox.js';
@@ -39,6 +40,31 @@ export function statusFor(exitCode: number, command: string[]): Record<string, u
     reason: 'NonZeroExitCode',
     details: { causes: [{ reason: 'ExitCode', message: String(exitCode) }] },
   };
+}
+
+/**
+ * The status of an exec whose command the runtime cannot start (containerd + runc; the
+ * message `kubectl exec` prints after "error: "). `problem` is runc's reason, e.g.
+ * `exec: "sh": executable file not found in $PATH`.
+ */
+export function execStartFailureStatus(problem: string): Record<string, unknown> {
+  const cause = `error executing command in container: failed to exec in container: failed to start exec "${randomBytes(32).toString('hex')}": OCI runtime exec failed: exec failed: unable to start container process: ${problem}: unknown`;
+  return {
+    metadata: {},
+    status: 'Failure',
+    message: `Internal error occurred: ${cause}`,
+    reason: 'InternalError',
+    details: { causes: [{ message: cause }] },
+    code: 500,
+  };
+}
+
+/** Answers an exec whose command cannot start: the status on channel 3, then close 1000. */
+export function failExec(ws: WebSocket, problem: string): void {
+  const body = Buffer.from(JSON.stringify(execStartFailureStatus(problem)));
+  const frame = Buffer.concat([Buffer.from([3]), body]);
+  ws.on('message', () => {});
+  ws.send(frame, { binary: true }, () => ws.close(1000));
 }
 
 export function runExec(session: ExecSession): void {

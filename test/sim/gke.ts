@@ -14,18 +14,105 @@
 
 import { copyFile, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { type ClusterProfile, clusterProfileSchema } from '../../workflows/contract/index.js';
 import { isReady } from './controllers.js';
 import { R, type SimCore } from './core.js';
+import {
+  type EtcdBinaries,
+  type EtcdImageKind,
+  type EtcdLine,
+  etcdBinaries,
+  etcdPathIn,
+  type UtilityImageKind,
+} from './images.js';
 import { nodeHostDir } from './kubelet.js';
 import { createCa, createLeaf } from './pki.js';
-import type { Deployment, Pdb, Pod, PodTemplate, Secret, StatefulSet } from './types.js';
+import type {
+  Deployment,
+  EnvVar,
+  Pdb,
+  Pod,
+  PodTemplate,
+  Probe,
+  Secret,
+  StatefulSet,
+} from './types.js';
 
-export const ETCD_IMAGE = 'gcr.io/gke-on-prem-release/etcd:v3.4.23-0-gke.0';
+export const ETCD_REPOSITORY = 'gcr.io/gke-on-prem-release/etcd';
+/** The default kube-etcd image (Debian's etcd 3.4 with a shell). */
+export const ETCD_IMAGE = `${ETCD_REPOSITORY}:v3.4.23-0-gke.0`;
 export const APISERVER_IMAGE = 'gcr.io/gke-on-prem-release/kube-apiserver:v1.31.0-gke.0';
-export const MAINTENANCE_IMAGE = 'gcr.io/gke-on-prem-release/etcd-util:1.31.0-gke.0';
+/** GKE_ON_PREM_VERSION of the simulated cluster: the tag of its utility (etcd-util) images. */
+export const GKE_ON_PREM_VERSION = '1.31.0-gke.0';
+export const MAINTENANCE_IMAGE = `gcr.io/gke-on-prem-release/etcd-util:${GKE_ON_PREM_VERSION}`;
 export const CERT_DIR = '/etcd.local.config/certificates';
+
+/** The images and etcd release of a user cluster (the simulator's options). */
+export interface ClusterImages {
+  etcd: EtcdLine;
+  etcdImage: EtcdImageKind;
+  utilityImage: UtilityImageKind;
+}
+
+/** kube-etcd's image reference: the tag says the etcd version and, if so, distroless. */
+export function etcdImageRef(bin: EtcdBinaries, kind: EtcdImageKind): string {
+  return `${ETCD_REPOSITORY}:v${bin.version}-0-gke.0${kind === 'distroless' ? '-distroless' : ''}`;
+}
+
+/** The maintenance Deployment's utility image: GKE's tag, plus what it is when not the default. */
+export function utilityImageRef(
+  repository: string,
+  bin: EtcdBinaries,
+  kind: UtilityImageKind,
+): string {
+  const plain = kind === 'full' && bin.line === '3.4';
+  return `${repository}:${GKE_ON_PREM_VERSION}${plain ? '' : `-${kind}-etcd${bin.version}`}`;
+}
+
+/** `ETCDCTL_API=3` where etcdctl takes it silently (3.6 warns that it is unrecognized). */
+function etcdctlApiEnv(bin: EtcdBinaries): EnvVar[] {
+  return bin.line === '3.6' ? [] : [{ name: 'ETCDCTL_API', value: '3' }];
+}
+
+/**
+ * The readiness probe of kube-etcd (exec, so that it works in a distroless image):
+ * - `local`: a serializable read, which a member answers from its own store even without
+ *   quorum once it has joined its cluster (like kubeadm's `/health?serializable=true`);
+ * - `quorum`: `endpoint health`, a linearizable read that needs a quorum.
+ * A probe command cannot name the member's own port (the kubelet expands only static env
+ * values in probe commands, `$(POD_INDEX)` would be ""), so kube-etcd also serves its
+ * clients on a unix socket in its own root, `unixs://localhost:2379` (a file `/localhost:2379`),
+ * which is per pod, as `https://127.0.0.1:2379` is per pod in a real cluster.
+ */
+export const ETCD_PROBE_ENDPOINT = 'unixs://localhost:2379';
+function etcdReadinessProbe(
+  etcdctl: string,
+  kind: 'local' | 'quorum',
+  profile: ClusterProfile,
+): Probe {
+  const c = profile.certificatesDir;
+  const check = kind === 'local' ? ['get', 'health', '--consistency=s'] : ['endpoint', 'health'];
+  return {
+    exec: {
+      command: [
+        etcdctl,
+        `--endpoints=${ETCD_PROBE_ENDPOINT}`,
+        `--cacert=${c}/${profile.caFile}`,
+        `--cert=${c}/${profile.certFile}`,
+        `--key=${c}/${profile.keyFile}`,
+        '--dial-timeout=1s',
+        '--command-timeout=2s',
+        ...check,
+      ],
+    },
+    initialDelaySeconds: 0,
+    periodSeconds: 1,
+    timeoutSeconds: 3,
+    successThreshold: 1,
+    failureThreshold: 3,
+  };
+}
 
 /** Host-side TLS material for talking to the user cluster's etcd with the host's etcdctl. */
 export interface EtcdTls {
@@ -44,6 +131,13 @@ export interface UserClusterInfo {
   secretName: string;
   tls: EtcdTls;
   nodes: string[];
+  /** The etcd release the pods run (host paths of its binaries). */
+  etcd: EtcdBinaries;
+  /** kube-etcd's image reference. */
+  etcdImage: string;
+  /** The maintenance Deployment's image reference (utility image repository). */
+  maintenanceImage: string;
+  podManagementPolicy: 'OrderedReady' | 'Parallel';
 }
 
 export interface AdminEtcdInfo {
@@ -89,28 +183,46 @@ export async function allocatePortBlock(
   throw new Error('sim: no free etcd port block on 127.0.0.1');
 }
 
-const ETCD_SCRIPT = `
-n="\${POD_NAME##*-}"
-sub() { printf '%s' "$1" | sed "s/{member}/$2/g"; }
-client=$(sub "$MEMBER_CLIENT_URL_TEMPLATE" "$n")
-peer=$(sub "$MEMBER_PEER_URL_TEMPLATE" "$n")
-c=${CERT_DIR}
-exec /usr/bin/etcd --name "$POD_NAME" --data-dir /var/lib/etcd \\
-  --listen-client-urls "$client" --advertise-client-urls "$client" \\
-  --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer" \\
-  --initial-cluster "$INITIAL_CLUSTER" --initial-cluster-token "$INITIAL_CLUSTER_TOKEN" \\
-  --initial-cluster-state new \\
-  --client-cert-auth --trusted-ca-file "$c/etcdCA.crt" --cert-file "$c/etcd.crt" --key-file "$c/etcd.key" \\
-  --peer-client-cert-auth --peer-trusted-ca-file "$c/etcdCA.crt" --peer-cert-file "$c/etcd.crt" --peer-key-file "$c/etcd.key"
-`.trim();
-
+/**
+ * kube-apiserver stand-in: writes its key every 2 s, and (COMPACT_INTERVAL set, in seconds)
+ * runs kube-apiserver's etcd compactor (k8s.io/apiserver/pkg/storage/etcd3/compact.go): every
+ * interval, a transaction `if version(compact_rev_key) = <my compact time> then put
+ * compact_rev_key <rev> else get compact_rev_key`; on success it compacts to `rev`, the
+ * revision it saw at the previous interval (none the first time); either way it remembers
+ * the key's version and the current revision. Several apiservers thus compact once per
+ * interval between them, each to the revision of one interval ago.
+ */
 const APISERVER_SCRIPT = `
 c=${CERT_DIR}
+ctl() {
+  etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$c/etcdCA.crt" --cert="$c/etcd.crt" --key="$c/etcd.key" \\
+    --dial-timeout=2s --command-timeout=3s "$@"
+}
+if [ -n "$COMPACT_INTERVAL" ]; then
+  (
+    t=0; rev=0
+    while :; do
+      sleep "$COMPACT_INTERVAL"
+      out=$(printf 'ver("compact_rev_key") = "%s"\n\nput compact_rev_key "%s"\n\nget compact_rev_key\n\n' "$t" "$rev" | ctl txn -w json) ||
+        { echo "etcd: compact failed: txn" >&2; continue; }
+      cur=$(printf '%s' "$out" | sed -n 's/^{"header":{[^}]*"revision":\\([0-9]*\\).*/\\1/p')
+      [ -n "$cur" ] || { echo "etcd: compact failed: no revision in $out" >&2; continue; }
+      case $out in
+      *'"succeeded":true'*)
+        t=$((t + 1))
+        if [ "$rev" != 0 ]; then
+          if ctl compact "$rev" >/dev/null; then echo "etcd: compacted rev ($rev)"; else echo "etcd: compact $rev failed" >&2; fi
+        fi ;;
+      *) t=$(printf '%s' "$out" | sed -n 's/.*"version":\\([0-9]*\\).*/\\1/p') ;;
+      esac
+      rev=$cur
+    done
+  ) &
+fi
 i=0
 while :; do
   i=$((i+1))
-  if etcdctl --endpoints="$ETCD_ENDPOINTS" --cacert="$c/etcdCA.crt" --cert="$c/etcd.crt" --key="$c/etcd.key" \\
-      --dial-timeout=2s --command-timeout=3s put "/registry/sim-apiserver/$POD_NAME" "$i" >/dev/null; then
+  if ctl put "/registry/sim-apiserver/$POD_NAME" "$i" >/dev/null; then
     echo "write $i ok"
   else
     echo "write $i failed" >&2
@@ -126,11 +238,29 @@ function randomSuffix(): string {
   return s;
 }
 
+export interface UserClusterOptions {
+  name: string;
+  members: 1 | 3;
+  images?: Partial<ClusterImages>;
+  etcdPodManagementPolicy?: 'OrderedReady' | 'Parallel';
+  etcdReadiness?: 'none' | 'local' | 'quorum';
+  /** kube-apiserver's `--etcd-compaction-interval`, in ms; undefined: no compaction. */
+  compactEveryMs?: number;
+  /** `resources.requests.storage` of the data claims (default 5Gi). */
+  dataClaimStorage?: string;
+}
+
 export async function createUserCluster(
   core: SimCore,
-  options: { name: string; members: 1 | 3; startApiserver?: boolean },
+  options: UserClusterOptions,
 ): Promise<UserClusterInfo> {
   const { name, members } = options;
+  const images: ClusterImages = {
+    etcd: options.images?.etcd ?? '3.4',
+    etcdImage: options.images?.etcdImage ?? 'full',
+    utilityImage: options.images?.utilityImage ?? 'full',
+  };
+  const bin = etcdBinaries(images.etcd);
   const { prefix, suffix } = await allocatePortBlock([0, 1, 2]);
   const clientTemplate = `https://127.0.0.1:${prefix}{member}${suffix}`;
   const peerTemplate = `https://127.0.0.1:${prefix}{member}${suffix + 1}`;
@@ -149,6 +279,20 @@ export async function createUserCluster(
   });
   const tls: EtcdTls = { caFile: ca.certPath, certFile: leaf.certPath, keyFile: leaf.keyPath };
 
+  const etcdImage = etcdImageRef(bin, images.etcdImage);
+  const etcdFs = await core.images.etcdImage(bin, images.etcdImage);
+  core.images.register(etcdImage, etcdFs);
+  core.images.registerRepository(ETCD_REPOSITORY, etcdFs);
+  core.images.registerRepository(
+    profile.utilityImageRepository,
+    await core.images.utilityImage(bin, images.utilityImage),
+  );
+  const maintenanceImage = utilityImageRef(
+    profile.utilityImageRepository,
+    bin,
+    images.utilityImage,
+  );
+
   const nodes = [0, 1, 2].map((i) => `${name}-node-${i}`);
   for (const n of nodes) core.addNode(n, { [profile.clusterNameLabel]: name });
   core.store.create(R.namespaces, { metadata: { name }, status: { phase: 'Active' } });
@@ -166,22 +310,63 @@ export async function createUserCluster(
     .map((i) => `kube-etcd-${i}=${peerUrl(i)}`)
     .join(',');
   const certVolume = { name: 'etcd-certs', secret: { secretName, defaultMode: 0o644 } };
+  // No shell (the image may be distroless): the member's URLs come from its ordinal, the
+  // pod-index label (Kubernetes >= 1.28) through the downward API and `$(VAR)` expansion.
+  const ownClient = clientTemplate.replace('{member}', '$(POD_INDEX)');
+  const ownPeer = peerTemplate.replace('{member}', '$(POD_INDEX)');
+  const readiness = options.etcdReadiness ?? 'none';
+  const etcdPath = etcdPathIn(bin, images.etcdImage);
+  const c = CERT_DIR;
   const etcdTemplate: PodTemplate = {
     metadata: { labels: { component: 'kube-etcd', app: 'kube-etcd' } },
     spec: {
       containers: [
         {
           name: profile.etcdContainer,
-          image: ETCD_IMAGE,
-          command: ['/bin/sh', '-ec', ETCD_SCRIPT],
+          image: etcdImage,
+          command: [etcdPath],
+          args: [
+            '--name=$(POD_NAME)',
+            `--data-dir=${profile.dataDir}`,
+            `--listen-client-urls=${ownClient}${readiness === 'none' ? '' : `,${ETCD_PROBE_ENDPOINT}`}`,
+            `--advertise-client-urls=${ownClient}`,
+            `--listen-peer-urls=${ownPeer}`,
+            `--initial-advertise-peer-urls=${ownPeer}`,
+            '--initial-cluster=$(INITIAL_CLUSTER)',
+            '--initial-cluster-token=$(INITIAL_CLUSTER_TOKEN)',
+            '--initial-cluster-state=new',
+            '--client-cert-auth',
+            `--trusted-ca-file=${c}/etcdCA.crt`,
+            `--cert-file=${c}/etcd.crt`,
+            `--key-file=${c}/etcd.key`,
+            '--peer-client-cert-auth',
+            `--peer-trusted-ca-file=${c}/etcdCA.crt`,
+            `--peer-cert-file=${c}/etcd.crt`,
+            `--peer-key-file=${c}/etcd.key`,
+          ],
           env: [
             { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
-            { name: 'ETCDCTL_API', value: '3' },
+            {
+              name: 'POD_INDEX',
+              valueFrom: {
+                fieldRef: { fieldPath: "metadata.labels['apps.kubernetes.io/pod-index']" },
+              },
+            },
+            ...etcdctlApiEnv(bin),
             { name: 'MEMBER_CLIENT_URL_TEMPLATE', value: clientTemplate },
             { name: 'MEMBER_PEER_URL_TEMPLATE', value: peerTemplate },
             { name: 'INITIAL_CLUSTER', value: initialCluster },
             { name: 'INITIAL_CLUSTER_TOKEN', value: profile.initialClusterToken },
           ],
+          ...(readiness === 'none'
+            ? {}
+            : {
+                readinessProbe: etcdReadinessProbe(
+                  posix.join(posix.dirname(etcdPath), 'etcdctl'),
+                  readiness,
+                  profile,
+                ),
+              }),
           volumeMounts: [
             { name: 'data', mountPath: profile.dataDir },
             { name: 'etcd-certs', mountPath: profile.certificatesDir },
@@ -213,13 +398,16 @@ export async function createUserCluster(
       replicas: members,
       selector: { matchLabels: { component: 'kube-etcd' } },
       serviceName: 'kube-etcd',
-      podManagementPolicy: 'Parallel',
+      podManagementPolicy: bootstrapPolicy(options),
       updateStrategy: { type: 'RollingUpdate' },
       template: etcdTemplate,
       volumeClaimTemplates: [
         {
           metadata: { name: 'data' },
-          spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '5Gi' } } },
+          spec: {
+            accessModes: ['ReadWriteOnce'],
+            resources: { requests: { storage: options.dataClaimStorage ?? '5Gi' } },
+          },
         },
       ],
     },
@@ -238,6 +426,9 @@ export async function createUserCluster(
             { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
             { name: 'ETCDCTL_API', value: '3' },
             { name: 'ETCD_ENDPOINTS', value: endpoints },
+            ...(options.compactEveryMs
+              ? [{ name: 'COMPACT_INTERVAL', value: String(options.compactEveryMs / 1000) }]
+              : []),
           ],
           volumeMounts: [{ name: 'etcd-certs', mountPath: profile.certificatesDir }],
         },
@@ -277,7 +468,7 @@ export async function createUserCluster(
           containers: [
             {
               name: 'etcd-maintenance',
-              image: MAINTENANCE_IMAGE,
+              image: maintenanceImage,
               command: ['/bin/sh', '-c', 'while :; do sleep 5; done'],
               volumeMounts: [{ name: 'etcd-certs', mountPath: profile.certificatesDir }],
             },
@@ -297,7 +488,42 @@ export async function createUserCluster(
     },
     spec: { minAvailable: 2, selector: { matchLabels: { component: 'kube-apiserver' } } },
   });
-  return { name, members, profile, clientUrl, peerUrl, secretName, tls, nodes };
+  return {
+    name,
+    members,
+    profile,
+    clientUrl,
+    peerUrl,
+    secretName,
+    tls,
+    nodes,
+    etcd: bin,
+    etcdImage,
+    maintenanceImage,
+    podManagementPolicy: options.etcdPodManagementPolicy ?? 'Parallel',
+  };
+}
+
+/**
+ * How kube-etcd is created. OrderedReady with a readiness probe cannot bootstrap a
+ * 3-member cluster: kube-etcd-0 serves no client (so fails any probe) until its cluster
+ * has a quorum, and kube-etcd-1 is only created once kube-etcd-0 is Ready. So such a
+ * cluster is created Parallel and switched to OrderedReady once up (finishUserCluster), as
+ * `kubectl delete sts --cascade=orphan` and a re-create would do.
+ */
+function bootstrapPolicy(options: UserClusterOptions): 'OrderedReady' | 'Parallel' {
+  const policy = options.etcdPodManagementPolicy ?? 'Parallel';
+  const probed = (options.etcdReadiness ?? 'none') !== 'none';
+  return policy === 'OrderedReady' && probed && options.members > 1 ? 'Parallel' : policy;
+}
+
+/** After the cluster is up: kube-etcd gets its final podManagementPolicy. */
+export function finishUserCluster(core: SimCore, info: UserClusterInfo): void {
+  const sts = core.store.get<StatefulSet>(R.statefulsets, info.name, info.profile.etcdStatefulSet);
+  if (!sts || sts.spec.podManagementPolicy === info.podManagementPolicy) return;
+  sts.spec.podManagementPolicy = info.podManagementPolicy;
+  delete sts.metadata.resourceVersion;
+  core.store.update(R.statefulsets, sts);
 }
 
 /** Waits until every pod of the user cluster is Running and Ready. */
@@ -320,7 +546,15 @@ export async function waitUserClusterReady(
 }
 
 /** The admin cluster's own etcd: a kubeadm-style static pod in kube-system. */
-export async function createAdminEtcd(core: SimCore): Promise<AdminEtcdInfo> {
+export async function createAdminEtcd(
+  core: SimCore,
+  options: { etcd?: EtcdLine; etcdImage?: EtcdImageKind } = {},
+): Promise<AdminEtcdInfo> {
+  const bin = etcdBinaries(options.etcd ?? '3.4');
+  const kind = options.etcdImage ?? 'full';
+  // kubeadm's image; its tag says the release (and when it is the distroless variant).
+  const image = `registry.k8s.io/etcd:${bin.version}-0${kind === 'distroless' ? '-distroless' : ''}`;
+  core.images.register(image, await core.images.etcdImage(bin, kind));
   const node = 'admin-master';
   core.addNode(node, { 'node-role.kubernetes.io/control-plane': '' });
   const { prefix, suffix } = await allocatePortBlock([9]);
@@ -360,7 +594,7 @@ export async function createAdminEtcd(core: SimCore): Promise<AdminEtcdInfo> {
       containers: [
         {
           name: 'etcd',
-          image: 'registry.k8s.io/etcd:3.5.15-0',
+          image,
           command: [
             'etcd',
             `--name=${node}`,
@@ -379,7 +613,7 @@ export async function createAdminEtcd(core: SimCore): Promise<AdminEtcdInfo> {
             `--peer-cert-file=${p}/peer.crt`,
             `--peer-key-file=${p}/peer.key`,
           ],
-          env: [{ name: 'ETCDCTL_API', value: '3' }],
+          env: etcdctlApiEnv(bin),
           volumeMounts: [
             { name: 'etcd-data', mountPath: '/var/lib/etcd' },
             { name: 'etcd-certs', mountPath: p },

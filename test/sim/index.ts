@@ -20,15 +20,17 @@ import {
   createAdminEtcd,
   createUserCluster,
   type EtcdTls,
+  finishUserCluster,
   type UserClusterInfo,
   waitUserClusterReady,
 } from './gke.js';
+import type { EtcdBinaries, EtcdImageKind, EtcdLine, UtilityImageKind } from './images.js';
 import { pvcDir } from './kubelet.js';
 import type { Pod, Pvc, StatefulSet } from './types.js';
 
 export type { ClusterProfile } from '../../workflows/contract/index.js';
 export type { RequestInfo, RequestMatch } from './faults.js';
-export type { AdminEtcdInfo, EtcdTls, Violation };
+export type { AdminEtcdInfo, EtcdBinaries, EtcdLine, EtcdTls, Violation };
 export { Faults };
 
 export interface SimAdminClusterOptions extends CoreOptions {}
@@ -40,6 +42,27 @@ export interface SimClusterOptions extends CoreOptions {
   userClusterName?: string;
   /** Also run the kube-system admin etcd pod (SPEC A3). Default true. */
   adminEtcd?: boolean;
+  /**
+   * etcd release of the kube-etcd pods, the admin etcd pod, the utility pods and the host
+   * helpers (`etcdctl`, `putKey`, ...): Debian's 3.4 (default), or provision.sh's 3.5 / 3.6.
+   */
+  etcd?: EtcdLine;
+  /** kube-etcd's (and the admin etcd's) image: `full` (a shell and coreutils, default) or `distroless`. */
+  etcdImage?: EtcdImageKind;
+  /** The utility image (`profile.utilityImageRepository`, any tag): `full` (default) or `busybox`. */
+  utilityImage?: UtilityImageKind;
+  /**
+   * kube-apiserver compacts etcd every this many ms, as its `--etcd-compaction-interval`
+   * (5 min by default there): to the revision it saw one interval before. Default: never.
+   */
+  compactEveryMs?: number;
+  /** kube-etcd's podManagementPolicy: `Parallel` (default) or `OrderedReady` (Kubernetes' default). */
+  etcdPodManagementPolicy?: 'OrderedReady' | 'Parallel';
+  /**
+   * A readinessProbe on kube-etcd: `none` (default; Ready after readyAfterMs), `local` (a
+   * serializable read of the member itself) or `quorum` (`endpoint health`, needs quorum).
+   */
+  etcdReadiness?: 'none' | 'local' | 'quorum';
 }
 
 export interface EtcdctlResult {
@@ -68,10 +91,15 @@ export interface SimAdminCluster {
   pod(namespace: string, name: string): Pod | undefined;
   /** Gracefully deletes a pod, as an eviction would. */
   evictPod(namespace: string, name: string, graceSeconds?: number): void;
+  /**
+   * Kills a container's process (SIGKILL, like an OOM kill; default the pod's first
+   * container); the kubelet restarts it per restartPolicy. Resolves once it has exited.
+   */
+  restartContainer(namespace: string, pod: string, container?: string): Promise<void>;
   /** Host directory behind a PVC (for tests that inspect data). */
   pvcHostDir(namespace: string, claim: string): string | undefined;
-  /** Host directory that is `/` of the pod's sandbox. */
-  podRootDir(namespace: string, pod: string): string | undefined;
+  /** Host directory that is `/` of a container (default the first) as of its current start. */
+  podRootDir(namespace: string, pod: string, container?: string): string | undefined;
   waitFor<T>(
     what: string,
     check: () => T | undefined | false | Promise<T | undefined | false>,
@@ -94,11 +122,19 @@ export interface SimCluster extends SimAdminCluster {
   etcdTls: EtcdTls;
   /** The kube-system etcd (undefined when `adminEtcd: false`). */
   adminEtcd?: AdminEtcdInfo;
-  /** Runs the host's etcdctl against the user cluster (all members, or one). */
+  /** The etcd release the pods run: line, exact version, host paths of its binaries. */
+  etcd: EtcdBinaries;
+  /** kube-etcd's image reference (its tag says the version, and `-distroless`). */
+  etcdImage: string;
+  /** The maintenance Deployment's image (the utility image repository). */
+  utilityImage: string;
+  /** Runs the release's etcdctl on this host against the user cluster (all members, or one). */
   etcdctl(
     args: string[],
     options?: { member?: number; timeoutMs?: number },
   ): Promise<EtcdctlResult>;
+  /** Runs the release's etcdutl on this host (3.5 and later; e.g. `snapshot status`). */
+  etcdutl(args: string[], options?: { timeoutMs?: number }): Promise<EtcdctlResult>;
   putKey(key: string, value: string, options?: { member?: number }): Promise<void>;
   getKey(key: string, options?: { member?: number }): Promise<string | undefined>;
   /** Whether member N answers `endpoint health`. */
@@ -127,11 +163,12 @@ function baseApi(core: SimCore): SimAdminCluster {
     addNode: (name, labels) => core.addNode(name, labels),
     pod: (ns, name) => core.pod(ns, name),
     evictPod: (ns, name, grace) => core.evictPod(ns, name, grace),
+    restartContainer: (ns, name, container) => core.kubelet.restartContainer(ns, name, container),
     pvcHostDir: (ns, claim) => {
       const pvc = core.store.get<Pvc>(R.pvcs, ns, claim);
       return pvc ? pvcDir(core.dir, pvc) : undefined;
     },
-    podRootDir: (ns, name) => core.kubelet.podRootDir(ns, name),
+    podRootDir: (ns, name, container) => core.kubelet.podRootDir(ns, name, container),
     waitFor: (what, check, timeoutMs) => core.waitFor(what, check, timeoutMs),
     stop: () => core.stop(),
   };
@@ -156,12 +193,27 @@ export async function startSimCluster(options: SimClusterOptions): Promise<SimCl
   const core = await SimCore.start(options);
   try {
     const name = options.userClusterName ?? 'user-cluster-1';
-    const info = await createUserCluster(core, { name, members: options.members });
-    const adminEtcd = options.adminEtcd === false ? undefined : await createAdminEtcd(core);
+    const images = {
+      ...(options.etcd ? { etcd: options.etcd } : {}),
+      ...(options.etcdImage ? { etcdImage: options.etcdImage } : {}),
+      ...(options.utilityImage ? { utilityImage: options.utilityImage } : {}),
+    };
+    const info = await createUserCluster(core, {
+      name,
+      members: options.members,
+      images,
+      ...(options.etcdPodManagementPolicy
+        ? { etcdPodManagementPolicy: options.etcdPodManagementPolicy }
+        : {}),
+      ...(options.etcdReadiness ? { etcdReadiness: options.etcdReadiness } : {}),
+      ...(options.compactEveryMs ? { compactEveryMs: options.compactEveryMs } : {}),
+    });
+    const adminEtcd = options.adminEtcd === false ? undefined : await createAdminEtcd(core, images);
     watchDataChanges(core, info);
     const sim = userApi(core, info, adminEtcd);
     await sim.waitReady();
     await core.waitFor('etcd quorum', () => sim.hasQuorum(), 60_000);
+    finishUserCluster(core, info);
     if (adminEtcd) {
       await core.waitFor('admin etcd', () => {
         const p = core.pod('kube-system', adminEtcd.podName);
@@ -180,6 +232,18 @@ function userApi(
   info: UserClusterInfo,
   adminEtcd: AdminEtcdInfo | undefined,
 ): SimCluster {
+  // 3.4 wants ETCDCTL_API=3 for nothing (v3 is its default); 3.6 warns about it.
+  const env = {
+    ...(info.etcd.line === '3.4' ? { ETCDCTL_API: '3' } : {}),
+    PATH: process.env.PATH ?? '/usr/bin:/bin',
+  };
+  const run = (binary: string, args: string[], timeoutMs: number): Promise<EtcdctlResult> =>
+    new Promise((resolve) => {
+      execFile(binary, args, { env, timeout: timeoutMs + 5000 }, (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      });
+    });
   const etcdctl = (
     args: string[],
     options: { member?: number; timeoutMs?: number } = {},
@@ -188,28 +252,20 @@ function userApi(
       options.member !== undefined
         ? info.clientUrl(options.member)
         : [...Array(info.members).keys()].map(info.clientUrl).join(',');
-    return new Promise((resolve) => {
-      execFile(
-        '/usr/bin/etcdctl',
-        [
-          `--endpoints=${endpoints}`,
-          `--cacert=${info.tls.caFile}`,
-          `--cert=${info.tls.certFile}`,
-          `--key=${info.tls.keyFile}`,
-          '--dial-timeout=2s',
-          `--command-timeout=${Math.ceil((options.timeoutMs ?? 5000) / 1000)}s`,
-          ...args,
-        ],
-        {
-          env: { ETCDCTL_API: '3', PATH: process.env.PATH ?? '/usr/bin:/bin' },
-          timeout: (options.timeoutMs ?? 5000) + 5000,
-        },
-        (err, stdout, stderr) => {
-          const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-          resolve({ code, stdout, stderr });
-        },
-      );
-    });
+    const timeoutMs = options.timeoutMs ?? 5000;
+    return run(
+      info.etcd.etcdctl,
+      [
+        `--endpoints=${endpoints}`,
+        `--cacert=${info.tls.caFile}`,
+        `--cert=${info.tls.certFile}`,
+        `--key=${info.tls.keyFile}`,
+        '--dial-timeout=2s',
+        `--command-timeout=${Math.ceil(timeoutMs / 1000)}s`,
+        ...args,
+      ],
+      timeoutMs,
+    );
   };
   const sim: SimCluster = {
     ...baseApi(core),
@@ -220,7 +276,16 @@ function userApi(
     etcdClientUrl: info.clientUrl,
     etcdTls: info.tls,
     ...(adminEtcd ? { adminEtcd } : {}),
+    etcd: info.etcd,
+    etcdImage: info.etcdImage,
+    utilityImage: info.maintenanceImage,
     etcdctl,
+    etcdutl(args, options = {}) {
+      const etcdutl = info.etcd.etcdutl;
+      if (!etcdutl)
+        throw new Error(`sim: etcd ${info.etcd.version} has no etcdutl (3.5 and later)`);
+      return run(etcdutl, args, options.timeoutMs ?? 10_000);
+    },
     async putKey(key, value, options = {}) {
       const r = await etcdctl(['put', key, value], options);
       if (r.code !== 0) throw new Error(`etcdctl put ${key} failed: ${r.stderr.trim()}`);

@@ -1,16 +1,21 @@
 /**
  * The kubelet: runs the containers of pods bound to a node as sandboxed processes, restarts
- * them with back-off, terminates them gracefully on delete, and writes pod status.
+ * them with back-off, terminates them gracefully on delete, runs readiness probes, and
+ * writes pod status.
  *
- * Images do not exist here, so a container runs its manifest's `command` + `args`; a
- * container without `command` gets the entrypoint of a few known images (etcd), otherwise it
- * stays waiting with reason `CreateContainerError`.
+ * A container's image (images.ts) decides its file system and the entrypoint of a container
+ * without `command` (none: it stays waiting with reason `CreateContainerError`). A command
+ * the image does not have fails to start as with containerd/runc (`StartError`, 128).
  */
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, lstat, mkdir, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import { dirname, join, normalize } from 'node:path';
+import { type ContainerView, execError, HOST_IMAGE, type ImageFs, type Images } from './images.js';
 import {
   exited,
   kill,
@@ -25,10 +30,12 @@ import {
   type Container,
   type ContainerState,
   type ContainerStatus,
+  type EnvVar,
   now,
   type Pod,
   type PodCondition,
   type PodStatus,
+  type Probe,
   type Pvc,
   type Secret,
 } from './types.js';
@@ -45,12 +52,32 @@ export interface KubeletOptions {
   backoffInitialMs: number;
   /** Back-off cap (real kubelet: 300 s). */
   backoffMaxMs: number;
-  /** A container is Ready once it has run this long. */
+  /** A container without a readiness probe is Ready once it has run this long. */
   readyAfterMs: number;
+  /**
+   * Every start of a container is a new container, as with a real runtime: its writable
+   * root (files written outside volumes) is new, and exec sessions in it die with its
+   * process. Default false: one root per container for the pod's life, execs outlive it.
+   */
+  freshContainerOnRestart: boolean;
+}
+
+/** Readiness probe state of one container start (kubelet prober worker). */
+interface ProbeRt {
+  epoch: number;
+  ready: boolean;
+  last?: boolean;
+  run: number;
+  busy: boolean;
+  timer?: NodeJS.Timeout;
+  lastOutput?: string;
 }
 
 interface ContainerRt {
   spec: Container;
+  image: ImageFs;
+  /** Host directory that is `/` of this container (see freshContainerOnRestart). */
+  rootDir?: string;
   proc?: ChildProcess;
   startedAt?: string;
   startedAtMs: number;
@@ -64,6 +91,9 @@ interface ContainerRt {
   /** Terminated and will not be restarted (restartPolicy). */
   done: boolean;
   held: boolean;
+  probe?: ProbeRt;
+  /** Exec sessions in this container: they die with it (its PID namespace goes). */
+  execs: Set<ChildProcess>;
 }
 
 interface PodRt {
@@ -71,7 +101,6 @@ interface PodRt {
   namespace: string;
   name: string;
   dir: string;
-  rootDir: string;
   mounts: Map<string, Mount[]>;
   prepared: boolean;
   prepareError?: string;
@@ -105,12 +134,15 @@ export function nodeHostDir(root: string, node: string): string {
 /** Emits `start` and `exit` (ContainerEvent) when container processes start and end. */
 export class Kubelet extends EventEmitter {
   private readonly pods = new Map<string, PodRt>();
+  private probeEpoch = 0;
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
     private readonly root: string,
     private readonly options: KubeletOptions,
     private readonly kick: () => void,
+    private readonly images?: Images,
   ) {
     super();
   }
@@ -150,7 +182,6 @@ export class Kubelet extends EventEmitter {
       namespace: pod.metadata.namespace ?? '',
       name: pod.metadata.name ?? '',
       dir,
-      rootDir: join(dir, 'root'),
       mounts: new Map(),
       prepared: false,
       containers: new Map(),
@@ -160,6 +191,7 @@ export class Kubelet extends EventEmitter {
     for (const c of pod.spec.containers) {
       rt.containers.set(c.name, {
         spec: c,
+        image: this.images?.resolve(c.image) ?? HOST_IMAGE,
         startedAtMs: 0,
         restartCount: 0,
         starts: 0,
@@ -168,6 +200,7 @@ export class Kubelet extends EventEmitter {
         waiting: { reason: 'ContainerCreating' },
         done: false,
         held: false,
+        execs: new Set(),
       });
     }
     return rt;
@@ -175,8 +208,6 @@ export class Kubelet extends EventEmitter {
 
   private async prepare(pod: Pod, rt: PodRt): Promise<void> {
     await mkdir(join(rt.dir, 'logs'), { recursive: true });
-    await mkdir(rt.rootDir, { recursive: true });
-    await preparePodRoot(rt.rootDir, rt.name);
     const volumeDirs = new Map<string, { source: string; readOnly: boolean }>();
     for (const v of pod.spec.volumes ?? []) {
       if (v.persistentVolumeClaim) {
@@ -264,9 +295,12 @@ export class Kubelet extends EventEmitter {
   sandboxFor(pod: Pod, containerName: string, argv: string[]): SandboxSpec {
     const rt = this.pods.get(pod.metadata.uid ?? '');
     const c = pod.spec.containers.find((x) => x.name === containerName);
-    if (!rt || !c || !rt.prepared) throw new Error(`container ${containerName} is not prepared`);
+    const crt = rt?.containers.get(containerName);
+    if (!rt || !c || !rt.prepared || !crt?.rootDir)
+      throw new Error(`container ${containerName} is not prepared`);
     return {
-      rootDir: rt.rootDir,
+      rootDir: crt.rootDir,
+      image: crt.image,
       mounts: rt.mounts.get(containerName) ?? [],
       hostname: rt.name,
       workingDir: c.workingDir ?? '/',
@@ -288,14 +322,63 @@ export class Kubelet extends EventEmitter {
     if (rt.prepared) {
       for (const c of rt.containers.values()) {
         if (c.proc || c.done || c.held || t < c.nextStartAt) continue;
+        if (!entrypointOf(c.spec, c.image)) {
+          this.start(pod, rt, c);
+          continue;
+        }
+        try {
+          await this.prepareRoot(rt, c);
+        } catch (e) {
+          rt.prepareError = e instanceof Error ? e.message : String(e);
+          continue;
+        }
         this.start(pod, rt, c);
       }
     }
     this.writeStatus(pod, rt);
   }
 
+  /**
+   * The container's writable root: kept for the pod's life, or (freshContainerOnRestart)
+   * made anew at every start, the previous one removed, as a container runtime does.
+   */
+  private async prepareRoot(rt: PodRt, c: ContainerRt): Promise<void> {
+    if (c.rootDir && !this.options.freshContainerOnRestart) return;
+    const old = c.rootDir;
+    const index = [...rt.containers.values()].indexOf(c);
+    const dir = this.options.freshContainerOnRestart
+      ? join(rt.dir, 'rootfs', `${index}.${c.starts}`)
+      : join(rt.dir, 'rootfs', String(index));
+    if (old) await rm(old, { recursive: true, force: true });
+    await mkdir(dir, { recursive: true });
+    await preparePodRoot(dir, rt.name, c.image);
+    c.rootDir = dir;
+  }
+
+  /** How the runtime would fail to exec `argv0` in the container, if it would. */
+  execProblem(pod: Pod, containerName: string, argv0: string): string | undefined {
+    const rt = this.pods.get(pod.metadata.uid ?? '');
+    const c = rt?.containers.get(containerName);
+    if (!rt || !c?.rootDir) return undefined;
+    const env = this.env(pod, c.spec);
+    return execError(this.viewOf(rt, c), argv0, env.PATH ?? c.image.path);
+  }
+
+  /** Registers an exec session's process: it is killed when the container's process ends. */
+  attachExec(pod: Pod, containerName: string, child: ChildProcess): void {
+    const c = this.pods.get(pod.metadata.uid ?? '')?.containers.get(containerName);
+    if (!c) return;
+    c.execs.add(child);
+    child.once('exit', () => c.execs.delete(child));
+    child.once('error', () => c.execs.delete(child));
+  }
+
+  private viewOf(rt: PodRt, c: ContainerRt): ContainerView {
+    return { image: c.image, rootDir: c.rootDir ?? '', mounts: rt.mounts.get(c.spec.name) ?? [] };
+  }
+
   private start(pod: Pod, rt: PodRt, c: ContainerRt): void {
-    const argv = entrypoint(c.spec);
+    const argv = entrypointOf(c.spec, c.image);
     if (!argv) {
       c.waiting = {
         reason: 'CreateContainerError',
@@ -312,6 +395,11 @@ export class Kubelet extends EventEmitter {
     );
     if (c.starts > 0) c.restartCount += 1;
     c.starts += 1;
+    const problem = execError(this.viewOf(rt, c), spec.argv[0] ?? '', env.PATH ?? c.image.path);
+    if (problem) {
+      this.startFailed(pod, rt, c, problem);
+      return;
+    }
     const logPath = join(rt.dir, 'logs', `${c.spec.name}-${c.restartCount}.log`);
     const fd = openSync(logPath, 'a');
     let proc: ChildProcess;
@@ -324,10 +412,13 @@ export class Kubelet extends EventEmitter {
     c.startedAt = now();
     c.startedAtMs = Date.now();
     c.waiting = undefined;
+    this.startProbe(rt, c);
     const event: ContainerEvent = { namespace: rt.namespace, pod: rt.name, container: c.spec.name };
     this.emit('start', event);
     proc.once('exit', (code, signal) => {
       c.proc = undefined;
+      this.stopProbe(c);
+      if (this.options.freshContainerOnRestart) for (const x of c.execs) kill(x);
       const exitCode = code ?? 128 + signalNumber(signal);
       c.lastTerminated = {
         exitCode,
@@ -338,25 +429,52 @@ export class Kubelet extends EventEmitter {
       };
       const ranMs = Date.now() - c.startedAtMs;
       if (ranMs > this.options.backoffMaxMs * 2) c.consecutiveFailures = 0;
-      c.consecutiveFailures += 1;
-      const policy = pod.spec.restartPolicy ?? 'Always';
-      if (policy === 'Never' || (policy === 'OnFailure' && exitCode === 0)) {
-        c.done = true;
-      } else {
-        const delay = Math.min(
-          this.options.backoffInitialMs * 2 ** (c.consecutiveFailures - 1),
-          this.options.backoffMaxMs,
-        );
-        c.nextStartAt = Date.now() + delay;
-        c.waiting = {
-          reason: 'CrashLoopBackOff',
-          message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.spec.name} pod=${rt.name}_${rt.namespace}(${rt.uid})`,
-        };
-        setTimeout(this.kick, delay + 5).unref();
-      }
+      this.afterExit(pod, rt, c, exitCode);
       this.emit('exit', event);
       this.kick();
     });
+  }
+
+  /** What the kubelet does when a container ended: restart (with back-off) or not. */
+  private afterExit(pod: Pod, rt: PodRt, c: ContainerRt, exitCode: number, waiting?: string): void {
+    c.consecutiveFailures += 1;
+    const policy = pod.spec.restartPolicy ?? 'Always';
+    if (policy === 'Never' || (policy === 'OnFailure' && exitCode === 0)) {
+      c.done = true;
+      return;
+    }
+    const delay = Math.min(
+      this.options.backoffInitialMs * 2 ** (c.consecutiveFailures - 1),
+      this.options.backoffMaxMs,
+    );
+    c.nextStartAt = Date.now() + delay;
+    c.waiting =
+      waiting && c.consecutiveFailures === 1
+        ? { reason: 'RunContainerError', message: waiting }
+        : {
+            reason: 'CrashLoopBackOff',
+            message: `back-off ${Math.round(delay / 1000)}s restarting failed container=${c.spec.name} pod=${rt.name}_${rt.namespace}(${rt.uid})`,
+          };
+    setTimeout(this.kick, delay + 5).unref();
+  }
+
+  /**
+   * The runtime could not start the command (runc: no such file): the container "ran" and
+   * exited 128 with reason StartError, as containerd reports it, and is restarted per
+   * restartPolicy with back-off.
+   */
+  private startFailed(pod: Pod, rt: PodRt, c: ContainerRt, problem: string): void {
+    const message = `failed to create containerd task: failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: error during container init: ${problem}: unknown`;
+    c.lastTerminated = {
+      exitCode: 128,
+      reason: 'StartError',
+      message,
+      startedAt: '1970-01-01T00:00:00Z',
+      finishedAt: now(),
+      containerID: `sim://${rt.uid}/${c.spec.name}/${c.restartCount}`,
+    };
+    this.afterExit(pod, rt, c, 128, message);
+    this.kick();
   }
 
   private async syncTerminating(pod: Pod, rt: PodRt): Promise<void> {
@@ -393,6 +511,7 @@ export class Kubelet extends EventEmitter {
 
   private async teardown(rt: PodRt): Promise<void> {
     for (const c of rt.containers.values()) {
+      this.stopProbe(c);
       if (c.proc) {
         kill(c.proc);
         await exited(c.proc);
@@ -403,8 +522,10 @@ export class Kubelet extends EventEmitter {
 
   /** Kills every container now (simulator shutdown). */
   async stopAll(): Promise<void> {
+    this.stopped = true;
     for (const rt of this.pods.values()) {
       for (const c of rt.containers.values()) {
+        this.stopProbe(c);
         c.done = true;
         if (c.proc) kill(c.proc);
       }
@@ -441,6 +562,22 @@ export class Kubelet extends EventEmitter {
     };
   }
 
+  /**
+   * Kills a container's process (SIGKILL to its whole process group, as an OOM kill or a
+   * crash would end it); the kubelet then restarts it per restartPolicy. Without `container`,
+   * the pod's first container. Resolves once the process has exited.
+   */
+  async restartContainer(namespace: string, pod: string, container?: string): Promise<void> {
+    const rt = [...this.pods.values()].find((r) => r.namespace === namespace && r.name === pod);
+    const c = container ? rt?.containers.get(container) : rt?.containers.values().next().value;
+    if (!rt || !c)
+      throw new Error(`container ${namespace}/${pod}/${container ?? ''} not found on any node`);
+    const p = c.proc;
+    if (!p) throw new Error(`container ${namespace}/${pod}/${c.spec.name} is not running`);
+    kill(p);
+    await exited(p);
+  }
+
   /** Path of the container's current log file, if the pod runs here. */
   logPath(
     namespace: string,
@@ -458,11 +595,156 @@ export class Kubelet extends EventEmitter {
     return undefined;
   }
 
-  /** Pod root directory on the host (tests use it to check isolation). */
-  podRootDir(namespace: string, pod: string): string | undefined {
-    for (const rt of this.pods.values())
-      if (rt.namespace === namespace && rt.name === pod) return rt.rootDir;
+  /**
+   * Host directory that is `/` of a container of the pod (default: its first container),
+   * as of its current start (tests use it to check isolation).
+   */
+  podRootDir(namespace: string, pod: string, container?: string): string | undefined {
+    for (const rt of this.pods.values()) {
+      if (rt.namespace !== namespace || rt.name !== pod) continue;
+      const c = container ? rt.containers.get(container) : rt.containers.values().next().value;
+      return c?.rootDir;
+    }
     return undefined;
+  }
+
+  // ---------------------------------------------------------------- readiness probes
+
+  /**
+   * Starts the prober for a container that was just started (kubelet's prober worker):
+   * Ready only after `successThreshold` consecutive successes, NotReady after
+   * `failureThreshold` consecutive failures; the first probe after `initialDelaySeconds`,
+   * then one per `periodSeconds` (a probe that takes longer delays the next, as the worker
+   * runs them one at a time); a probe taking longer than `timeoutSeconds` fails.
+   */
+  private startProbe(rt: PodRt, c: ContainerRt): void {
+    this.stopProbe(c);
+    const spec = c.spec.readinessProbe;
+    if (!spec) return;
+    const probe: ProbeRt = { epoch: ++this.probeEpoch, ready: false, run: 0, busy: false };
+    c.probe = probe;
+    const period = Math.max(1, spec.periodSeconds ?? 10) * 1000;
+    const tick = async () => {
+      if (c.probe?.epoch !== probe.epoch || !c.proc || this.stopped) return;
+      const started = Date.now();
+      probe.busy = true;
+      const { ok, output } = await this.runProbe(rt, c, spec).catch((e: unknown) => ({
+        ok: false,
+        output: e instanceof Error ? e.message : String(e),
+      }));
+      probe.busy = false;
+      if (c.probe?.epoch !== probe.epoch) return;
+      probe.lastOutput = output;
+      if (probe.last === ok) probe.run += 1;
+      else {
+        probe.last = ok;
+        probe.run = 1;
+      }
+      const threshold = ok ? (spec.successThreshold ?? 1) : (spec.failureThreshold ?? 3);
+      if (probe.run >= threshold && probe.ready !== ok) {
+        probe.ready = ok;
+        this.kick();
+      }
+      const elapsed = Date.now() - started;
+      probe.timer = setTimeout(() => void tick(), period - (elapsed % period));
+      probe.timer.unref();
+    };
+    probe.timer = setTimeout(() => void tick(), Math.max(0, spec.initialDelaySeconds ?? 0) * 1000);
+    probe.timer.unref();
+  }
+
+  private stopProbe(c: ContainerRt): void {
+    if (c.probe?.timer) clearTimeout(c.probe.timer);
+    c.probe = undefined;
+  }
+
+  private async runProbe(
+    rt: PodRt,
+    c: ContainerRt,
+    spec: Probe,
+  ): Promise<{ ok: boolean; output: string }> {
+    const timeoutMs = Math.max(1, spec.timeoutSeconds ?? 1) * 1000;
+    if (spec.exec) {
+      const pod = this.store.get<Pod>(PODS, rt.namespace, rt.name);
+      if (!pod || pod.metadata.uid !== rt.uid) return { ok: false, output: 'pod gone' };
+      // kubelet: ExpandContainerCommandOnlyStatic — only `value:` env vars, unexpanded;
+      // a `valueFrom` variable expands to "".
+      const command = spec.exec.command.map((a) => expandStatic(a, c.spec.env ?? []));
+      const problem = this.execProblem(pod, c.spec.name, command[0] ?? '');
+      if (problem) {
+        return {
+          ok: false,
+          output: `OCI runtime exec failed: exec failed: unable to start container process: ${problem}: unknown`,
+        };
+      }
+      const child = spawnSandboxed(this.sandboxFor(pod, c.spec.name, command), [
+        'ignore',
+        'pipe',
+        'pipe',
+      ]);
+      let output = '';
+      const collect = (d: Buffer) => {
+        if (output.length < 10_240) output += d.toString('utf8');
+      };
+      child.stdout?.on('data', collect);
+      child.stderr?.on('data', collect);
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        kill(child);
+      }, timeoutMs);
+      const code = await new Promise<number | null>((resolve) => {
+        child.once('close', (x) => resolve(x));
+        child.once('error', () => resolve(null));
+      });
+      clearTimeout(timer);
+      if (timedOut) return { ok: false, output: `command timed out after ${timeoutMs / 1000}s` };
+      return { ok: code === 0, output };
+    }
+    const port = (p: number | string | undefined): number =>
+      typeof p === 'number'
+        ? p
+        : (c.spec.ports?.find((x) => x.name === p)?.containerPort ?? Number(p ?? 0));
+    if (spec.tcpSocket) {
+      const target = { host: spec.tcpSocket.host ?? '127.0.0.1', port: port(spec.tcpSocket.port) };
+      return new Promise((resolve) => {
+        const s = connect(target);
+        s.setTimeout(timeoutMs, () => {
+          s.destroy();
+          resolve({ ok: false, output: 'timeout' });
+        });
+        s.once('connect', () => {
+          s.destroy();
+          resolve({ ok: true, output: '' });
+        });
+        s.once('error', (e) => resolve({ ok: false, output: e.message }));
+      });
+    }
+    if (spec.httpGet) {
+      const g = spec.httpGet;
+      const https = (g.scheme ?? 'HTTP').toUpperCase() === 'HTTPS';
+      return new Promise((resolve) => {
+        const req = (https ? httpsRequest : httpRequest)(
+          {
+            host: g.host ?? '127.0.0.1',
+            port: port(g.port),
+            path: g.path ?? '/',
+            method: 'GET',
+            timeout: timeoutMs,
+            ...(https ? { rejectUnauthorized: false } : {}),
+          },
+          (res) => {
+            res.resume();
+            const code = res.statusCode ?? 0;
+            resolve({ ok: code >= 200 && code < 400, output: `HTTP ${code}` });
+          },
+        );
+        req.once('timeout', () => req.destroy(new Error('timeout')));
+        req.once('error', (e) => resolve({ ok: false, output: e.message }));
+        req.end();
+      });
+    }
+    return { ok: false, output: 'sim: probe has no exec, httpGet or tcpSocket' };
   }
 
   private findContainer(namespace: string, pod: string, container: string): ContainerRt {
@@ -480,8 +762,13 @@ export class Kubelet extends EventEmitter {
     const statuses: ContainerStatus[] = [];
     for (const c of rt.containers.values()) {
       const running = c.proc !== undefined;
-      const ready = running && t - c.startedAtMs >= this.options.readyAfterMs;
-      if (running && !ready) setTimeout(this.kick, this.options.readyAfterMs + 10).unref();
+      const ready =
+        running &&
+        (c.spec.readinessProbe
+          ? c.probe?.ready === true
+          : t - c.startedAtMs >= this.options.readyAfterMs);
+      if (running && !ready && !c.spec.readinessProbe)
+        setTimeout(this.kick, this.options.readyAfterMs + 10).unref();
       let state: ContainerState;
       if (running) state = { running: { startedAt: c.startedAt ?? now() } };
       else if (c.done && c.lastTerminated) state = { terminated: c.lastTerminated };
@@ -551,15 +838,18 @@ export class Kubelet extends EventEmitter {
   }
 }
 
-/** The argv a container runs: its command + args, or a known image's entrypoint. */
-export function entrypoint(c: Container): string[] | undefined {
+/** The argv a container runs: its command + args, or its image's entrypoint + args. */
+export function entrypointOf(c: Container, image: ImageFs): string[] | undefined {
   if (c.command && c.command.length > 0) return [...c.command, ...(c.args ?? [])];
-  const image = c.image ?? '';
-  if (/(^|\/)etcd(:|$)/.test(image) || /(^|\/)etcd-[^/]*:/.test(image)) {
-    if (/etcd-util/.test(image)) return undefined;
-    return ['/usr/bin/etcd', ...(c.args ?? [])];
-  }
+  if (image.entrypoint) return [...image.entrypoint, ...(c.args ?? [])];
   return undefined;
+}
+
+/** kubelet's ExpandContainerCommandOnlyStatic: `$(VAR)` from `value:` env entries only. */
+export function expandStatic(s: string, env: EnvVar[]): string {
+  const map: Record<string, string> = {};
+  for (const e of env) map[e.name] = e.value ?? '';
+  return expand(s, map);
 }
 
 /** Kubernetes `$(VAR)` expansion: defined variables are replaced, `$$` escapes. */

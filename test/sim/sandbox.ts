@@ -1,10 +1,10 @@
 /**
  * Processes in bubblewrap sandboxes, and their clean-up.
  *
- * A sandbox sees: the pod's own root directory as `/` (writable, lives as long as the pod),
- * the host's `/usr` read-only (with the Debian `/bin`, `/sbin`, `/lib`, `/lib64` symlinks),
- * a fresh `/proc` and minimal `/dev`, and the pod's volumes bind-mounted at their mount
- * paths. It shares only the host's network namespace (everything listens on loopback).
+ * A sandbox sees: the container's own root directory as `/` (writable), the image's files
+ * read-only (images.ts: by default the host's `/usr` with the Debian `/bin`, `/sbin`,
+ * `/lib`, `/lib64` symlinks), a fresh `/proc` and minimal `/dev`, and the pod's volumes
+ * bind-mounted at their mount paths. It shares only the host's network namespace (everything listens on loopback).
  * Every sandbox is started in its own process group; all of them are killed when the
  * simulator stops, and `--die-with-parent` kills them if this process dies.
  */
@@ -12,6 +12,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { DEFAULT_PATH, HOST_IMAGE, type ImageFs } from './images.js';
+
+export { DEFAULT_PATH };
 
 export interface Mount {
   /** Directory on the host. */
@@ -23,6 +26,8 @@ export interface Mount {
 
 export interface SandboxSpec {
   rootDir: string;
+  /** The container's image (default: the host's /usr). */
+  image?: ImageFs;
   mounts: Mount[];
   hostname: string;
   workingDir: string;
@@ -30,19 +35,20 @@ export interface SandboxSpec {
   argv: string[];
 }
 
-export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-/** Prepares a pod root: the Debian symlinks and a minimal /etc, /tmp, /root. */
-export async function preparePodRoot(rootDir: string, hostname: string): Promise<void> {
+/**
+ * Prepares a container root: a minimal /etc, /tmp, /root, and for images with the host's
+ * /usr the Debian /bin, /sbin, /lib, /lib64 symlinks.
+ */
+export async function preparePodRoot(
+  rootDir: string,
+  hostname: string,
+  image: ImageFs = HOST_IMAGE,
+): Promise<void> {
   await mkdir(join(rootDir, 'etc'), { recursive: true });
   await mkdir(join(rootDir, 'tmp'), { recursive: true, mode: 0o1777 });
   await mkdir(join(rootDir, 'root'), { recursive: true });
-  for (const [link, target] of [
-    ['bin', 'usr/bin'],
-    ['sbin', 'usr/sbin'],
-    ['lib', 'usr/lib'],
-    ['lib64', 'usr/lib64'],
-  ] as const) {
+  const links = image.hostUsr ? DEBIAN_LINKS : [];
+  for (const [link, target] of links) {
     await symlink(target, join(rootDir, link)).catch((e: NodeJS.ErrnoException) => {
       if (e.code !== 'EEXIST') throw e;
     });
@@ -63,6 +69,13 @@ export async function preparePodRoot(rootDir: string, hostname: string): Promise
   );
 }
 
+const DEBIAN_LINKS = [
+  ['bin', 'usr/bin'],
+  ['sbin', 'usr/sbin'],
+  ['lib', 'usr/lib'],
+  ['lib64', 'usr/lib64'],
+] as const;
+
 /** bwrap argv for a sandbox (without the command). */
 export function bwrapArgs(spec: SandboxSpec): string[] {
   const args = [
@@ -76,16 +89,11 @@ export function bwrapArgs(spec: SandboxSpec): string[] {
     '--bind',
     spec.rootDir,
     '/',
-    '--ro-bind',
-    '/usr',
-    '/usr',
-    '--proc',
-    '/proc',
-    '--dev',
-    '/dev',
-    '--hostname',
-    spec.hostname,
   ];
+  const image = spec.image ?? HOST_IMAGE;
+  if (image.hostUsr) args.push('--ro-bind', '/usr', '/usr');
+  for (const b of image.binds) args.push('--ro-bind', b.source, b.target);
+  args.push('--proc', '/proc', '--dev', '/dev', '--hostname', spec.hostname);
   const mounts = [...spec.mounts].sort(
     (a, b) => a.target.split('/').length - b.target.split('/').length,
   );
@@ -102,7 +110,12 @@ export function spawnSandboxed(
   stdio: ['ignore' | 'pipe', number | 'pipe', number | 'pipe'],
 ): ChildProcess {
   const child = spawn('/usr/bin/bwrap', [...bwrapArgs(spec), ...spec.argv], {
-    env: { PATH: DEFAULT_PATH, HOME: '/root', HOSTNAME: spec.hostname, ...spec.env },
+    env: {
+      PATH: spec.image?.path ?? DEFAULT_PATH,
+      HOME: '/root',
+      HOSTNAME: spec.hostname,
+      ...spec.env,
+    },
     stdio,
     detached: true,
   });

@@ -58,6 +58,17 @@ export interface VolumeMount {
   subPath?: string;
 }
 
+export interface Probe {
+  exec?: { command: string[] };
+  httpGet?: { path?: string; port: number | string; host?: string; scheme?: string };
+  tcpSocket?: { port: number | string; host?: string };
+  initialDelaySeconds?: number;
+  periodSeconds?: number;
+  timeoutSeconds?: number;
+  successThreshold?: number;
+  failureThreshold?: number;
+}
+
 export interface Container {
   name: string;
   image?: string;
@@ -66,6 +77,8 @@ export interface Container {
   env?: EnvVar[];
   workingDir?: string;
   volumeMounts?: VolumeMount[];
+  ports?: { name?: string; containerPort: number; protocol?: string }[];
+  readinessProbe?: Probe;
 }
 
 export interface Volume {
