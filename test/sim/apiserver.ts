@@ -592,6 +592,7 @@ export class ApiServer {
     validate(def, obj);
     if (def.plural === 'secrets') normalizeSecret(obj as Secret);
     if (def.plural === 'pods') checkPodUpdate(current as Pod, obj as Pod);
+    if (def.plural === 'statefulsets') checkStatefulSetUpdate(def, current, obj);
     return this.store.update(def, obj);
   }
 
@@ -651,6 +652,7 @@ export class ApiServer {
     validate(def, obj);
     if (def.plural === 'secrets') normalizeSecret(obj as Secret);
     if (def.plural === 'pods') checkPodUpdate(current as Pod, obj as Pod);
+    if (def.plural === 'statefulsets') checkStatefulSetUpdate(def, current, obj);
     return this.store.update(def, obj);
   }
 
@@ -911,6 +913,53 @@ function checkPodUpdate(current: Pod, next: Pod): void {
         field: 'spec',
         message:
           'Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations)',
+      },
+    ]);
+  }
+}
+
+/** JSON with object keys sorted, for semantic comparison. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    isRecord(x) ? Object.fromEntries(Object.entries(x).sort(([a], [b]) => a.localeCompare(b))) : x,
+  );
+}
+
+/**
+ * ValidateStatefulSetUpdate (pkg/apis/apps/validation): only replicas, ordinals, template,
+ * updateStrategy, revisionHistoryLimit, persistentVolumeClaimRetentionPolicy and
+ * minReadySeconds may change; the new object is defaulted first (podManagementPolicy
+ * OrderedReady), so a PUT that leaves it out of a Parallel set is refused too. Compared
+ * here: podManagementPolicy, serviceName, selector, and the claim templates' names, access
+ * modes, storage class and requested size.
+ */
+function checkStatefulSetUpdate(def: ResourceDef, current: KObject, next: KObject): void {
+  const spec = (o: KObject) => (isRecord(o.spec) ? o.spec : {});
+  const a = spec(current);
+  const b = spec(next);
+  b.podManagementPolicy ??= 'OrderedReady';
+  const claims = (s: Record<string, unknown>) =>
+    (Array.isArray(s.volumeClaimTemplates) ? s.volumeClaimTemplates : []).map((t) => {
+      const vct = isRecord(t) ? t : {};
+      const meta = isRecord(vct.metadata) ? vct.metadata : {};
+      const vs = isRecord(vct.spec) ? vct.spec : {};
+      const resources = isRecord(vs.resources) ? vs.resources : {};
+      const requests = isRecord(resources.requests) ? resources.requests : {};
+      return [meta.name, vs.accessModes, vs.storageClassName, requests.storage];
+    });
+  const same = (x: unknown, y: unknown) => canonical(x) === canonical(y);
+  if (
+    (a.podManagementPolicy ?? 'OrderedReady') !== b.podManagementPolicy ||
+    (a.serviceName ?? '') !== (b.serviceName ?? '') ||
+    !same(a.selector, b.selector) ||
+    !same(claims(a), claims(b))
+  ) {
+    throw ApiError.invalid(def, current.metadata.name ?? '', [
+      {
+        field: 'spec',
+        reason: 'FieldValueForbidden',
+        message:
+          "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', 'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' are forbidden",
       },
     ]);
   }

@@ -16,7 +16,9 @@ const usage = `usage: npm run sim -- --kubeconfig FILE [--members 1|3] [--name U
     --utility-image full|busybox       utility image (busybox: no flock, mv -T, stat)
     --compact-every-ms MS              kube-apiserver compacts etcd every MS ms
     --etcd-readiness none|local|quorum readinessProbe on kube-etcd
-    --fresh-container-on-restart       a restarted container loses its writable root and execs`;
+    --fresh-container-on-restart       a restarted container loses its writable root and execs
+    --etcd-pod-management-policy OrderedReady|Parallel   kube-etcd's policy (default Parallel)
+    --reconciler-delay-ms MS           a controller puts kube-etcd's replicas back after MS ms`;
 
 function fail(message: string): never {
   console.error(`${message}\n${usage}`);
@@ -34,6 +36,8 @@ let values: {
   'compact-every-ms'?: string;
   'etcd-readiness'?: string;
   'fresh-container-on-restart'?: boolean;
+  'etcd-pod-management-policy'?: string;
+  'reconciler-delay-ms'?: string;
   help?: boolean;
 };
 try {
@@ -49,6 +53,8 @@ try {
       'compact-every-ms': { type: 'string' },
       'etcd-readiness': { type: 'string' },
       'fresh-container-on-restart': { type: 'boolean', default: false },
+      'etcd-pod-management-policy': { type: 'string' },
+      'reconciler-delay-ms': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -103,6 +109,13 @@ const hazards: Partial<SimClusterOptions> = {};
   ] as const);
   if (readiness) hazards.etcdReadiness = readiness;
   if (values['fresh-container-on-restart']) hazards.freshContainerOnRestart = true;
+  const policy = oneOf('etcd-pod-management-policy', values['etcd-pod-management-policy'], [
+    'OrderedReady',
+    'Parallel',
+  ] as const);
+  if (policy) hazards.etcdPodManagementPolicy = policy;
+  const reconcile = positive('reconciler-delay-ms', values['reconciler-delay-ms']);
+  if (reconcile) hazards.reconciler = { delayMs: reconcile };
 }
 
 const kubeconfigPath = resolve(values.kubeconfig);

@@ -43,6 +43,25 @@ export function isReady(pod: Pod): boolean {
   );
 }
 
+/** stateful_set_utils.go isRunningAndReady: phase Running and condition Ready. */
+export function isRunningAndReady(pod: Pod): boolean {
+  return (
+    pod.status?.phase === 'Running' &&
+    (pod.status.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True')
+  );
+}
+
+/** isHealthy: Running and Ready, and not terminating. */
+function isHealthy(pod: Pod): boolean {
+  return isRunningAndReady(pod) && !pod.metadata.deletionTimestamp;
+}
+
+/** The ordinal of `<set>-<n>`, or -1. */
+function ordinalOf(podName: string, setName: string): number {
+  const m = podName.match(/^(.*)-([0-9]+)$/);
+  return m && m[1] === setName ? Number(m[2]) : -1;
+}
+
 function templateHash(t: PodTemplate): string {
   return createHash('sha256').update(JSON.stringify(t)).digest('hex').slice(0, 10);
 }
@@ -240,113 +259,172 @@ export class Controllers {
     }
   }
 
+  /**
+   * The StatefulSet controller, as kubernetes/kubernetes pkg/controller/statefulset/
+   * stateful_set_control.go (updateStatefulSet) does it. Pods with an ordinal < replicas are
+   * the replicas (missing ones are created), the others are condemned (highest first).
+   * `monotonic` = not Parallel (OrderedReady):
+   * - processReplica, in ordinal order: a Failed/Succeeded pod is deleted (recreated next
+   *   pass); a missing pod is created, and in monotonic mode nothing more happens this pass;
+   *   monotonic mode also stops at a pod that is terminating or not Running and Ready. So
+   *   OrderedReady scales up one pod at a time, each Running and Ready before the next.
+   * - processCondemned, only if no replica stopped the pass: in monotonic mode one pod per
+   *   pass, highest ordinal first, blocked by a terminating condemned pod and by a condemned
+   *   pod that is not Running and Ready unless it is the first unhealthy pod (lowest
+   *   ordinal, replicas before condemned). Parallel deletes all condemned pods at once.
+   * - then the rolling update (RollingUpdate, partition): from the highest ordinal, delete
+   *   the first pod of an old revision, stop at the first unhealthy pod.
+   * minReadySeconds is taken as 0 (Available = Ready).
+   */
   private statefulSets(): void {
     for (const sts of this.store.list<StatefulSet>(STS)) {
       const ns = sts.metadata.namespace ?? '';
       const name = sts.metadata.name ?? '';
-      const replicas = sts.spec.replicas ?? 1;
+      const replicaCount = sts.spec.replicas ?? 1;
       const revision = `${name}-${templateHash(sts.spec.template)}`;
-      const pods = this.store
+      const monotonic = sts.spec.podManagementPolicy !== 'Parallel';
+      const owned = this.store
         .list<Pod>(PODS, ns)
         .filter((p) => ownedBy(p, sts))
-        .map((p) => ({ pod: p, ordinal: Number((p.metadata.name ?? '').slice(name.length + 1)) }));
-      const byOrdinal = new Map(pods.map((p) => [p.ordinal, p.pod]));
-      const parallel = sts.spec.podManagementPolicy === 'Parallel';
-      // Create missing pods (and their claims).
-      for (let i = 0; i < replicas; i++) {
-        if (byOrdinal.has(i)) continue;
-        if (!parallel) {
-          const earlierNotReady = [...Array(i).keys()].some((j) => {
-            const p = byOrdinal.get(j);
-            return !p || !isReady(p);
-          });
-          if (earlierNotReady) break;
+        .map((p) => ({ pod: p, ordinal: ordinalOf(p.metadata.name ?? '', name) }))
+        .filter((x) => x.ordinal >= 0);
+      const replicas: (Pod | undefined)[] = [...Array(replicaCount)].map(
+        (_, i) => owned.find((x) => x.ordinal === i)?.pod,
+      );
+      const condemned = owned
+        .filter((x) => x.ordinal >= replicaCount)
+        .sort((a, b) => b.ordinal - a.ordinal)
+        .map((x) => x.pod);
+      // The first unhealthy pod: a missing replica counts (it is a new, not yet Ready pod).
+      let firstUnhealthy: Pod | 'missing' | undefined;
+      for (const p of replicas) {
+        if (!p || !isHealthy(p)) {
+          firstUnhealthy = p ?? 'missing';
+          break;
         }
-        const podName = `${name}-${i}`;
-        const volumes = [...(sts.spec.template.spec.volumes ?? [])];
-        for (const vct of sts.spec.volumeClaimTemplates ?? []) {
-          const claimName = `${vct.metadata.name}-${podName}`;
-          if (!this.store.get(PVCS, ns, claimName)) {
-            this.store.create<Pvc>(PVCS, {
-              metadata: {
-                name: claimName,
-                namespace: ns,
-                labels: { ...(sts.spec.selector.matchLabels ?? {}) },
-              },
-              spec: clone((vct as Pvc).spec ?? {}),
-            });
-          }
-          volumes.push({ name: vct.metadata.name ?? '', persistentVolumeClaim: { claimName } });
+      }
+      if (!firstUnhealthy) firstUnhealthy = [...condemned].reverse().find((p) => !isHealthy(p));
+
+      const processReplica = (i: number): boolean => {
+        let p = replicas[i];
+        if (p && (p.status?.phase === 'Failed' || p.status?.phase === 'Succeeded')) {
+          if (!p.metadata.deletionTimestamp) this.deletePod(p);
+          return true;
         }
-        const t = clone(sts.spec.template);
-        this.store.create<Pod>(PODS, {
-          metadata: {
-            ...(t.metadata ?? {}),
-            name: podName,
-            namespace: ns,
-            labels: {
-              ...(t.metadata?.labels ?? {}),
-              'controller-revision-hash': revision,
-              'statefulset.kubernetes.io/pod-name': podName,
-              'apps.kubernetes.io/pod-index': String(i),
-            },
-            ownerReferences: [ownerRef(sts)],
-          },
-          spec: { ...t.spec, volumes, hostname: podName, subdomain: sts.spec.serviceName },
-          status: { phase: 'Pending', qosClass: 'BestEffort' },
-        });
-        byOrdinal.set(i, this.store.mustGet<Pod>(PODS, ns, podName));
-        if (!parallel) break;
-      }
-      // Scale down: highest ordinal first.
-      const excess = [...byOrdinal.entries()]
-        .filter(([i]) => i >= replicas)
-        .sort((a, b) => b[0] - a[0]);
-      for (const [, p] of excess) {
-        if (!p.metadata.deletionTimestamp) this.deletePod(p);
-        if (!parallel) break;
-      }
-      // Rolling update as the real controller does it: from the highest ordinal down, delete
-      // the first stale pod; stop at the first pod that is not healthy (Running and Ready), so
-      // a recreated pod must be Ready before its predecessor goes. OrderedReady also waits
-      // for every pod to be healthy first; Parallel replaces even crash-looping pods.
-      const inRange = [...byOrdinal.entries()]
-        .filter(([i]) => i < replicas)
-        .sort((a, b) => b[0] - a[0]);
-      const rolling = (sts.spec.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate';
-      const complete = inRange.length === replicas;
-      if (rolling && complete && (parallel || inRange.every(([, p]) => isReady(p)))) {
-        for (const [, p] of inRange) {
+        if (!p) {
+          p = this.createStatefulPod(sts, i, revision);
+          replicas[i] = p;
+          if (monotonic) return true;
+        }
+        if (p.metadata.deletionTimestamp && monotonic) return true;
+        if (!isRunningAndReady(p) && monotonic) return true;
+        return false;
+      };
+      const processCondemned = (p: Pod): boolean => {
+        if (p.metadata.deletionTimestamp) return monotonic;
+        if (!isRunningAndReady(p) && monotonic && p !== firstUnhealthy) return true;
+        this.deletePod(p);
+        return true;
+      };
+      const runForAll = <T>(items: T[], fn: (x: T, i: number) => boolean): boolean => {
+        if (!monotonic) {
+          for (let i = 0; i < items.length; i++) fn(items[i] as T, i);
+          return false;
+        }
+        for (let i = 0; i < items.length; i++) if (fn(items[i] as T, i)) return true;
+        return false;
+      };
+
+      const done =
+        !runForAll(replicas, (_, i) => processReplica(i)) &&
+        !runForAll(condemned, (p) => processCondemned(p));
+      if (done && (sts.spec.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate') {
+        const partition = Number(
+          (sts.spec.updateStrategy as { rollingUpdate?: { partition?: number } } | undefined)
+            ?.rollingUpdate?.partition ?? 0,
+        );
+        for (let target = replicas.length - 1; target >= partition; target--) {
+          const p = replicas[target];
+          if (!p) break;
           const stale = p.metadata.labels?.['controller-revision-hash'] !== revision;
           if (stale && !p.metadata.deletionTimestamp) {
             this.deletePod(p);
             break;
           }
-          if (!isReady(p)) break;
+          if (!isHealthy(p)) break;
         }
       }
-      const current = inRange.filter(([, p]) => !p.metadata.deletionTimestamp);
-      const updated = current.filter(
-        ([, p]) => p.metadata.labels?.['controller-revision-hash'] === revision,
-      ).length;
-      const ready = current.filter(([, p]) => isReady(p)).length;
-      const oldStatus = sts.status ?? {};
-      const currentRevision =
-        updated === replicas
-          ? revision
-          : ((oldStatus.currentRevision as string | undefined) ?? revision);
-      setStatus(this.store, STS, sts, {
-        observedGeneration: sts.metadata.generation ?? 1,
-        replicas: [...byOrdinal.values()].filter((p) => !p.metadata.deletionTimestamp).length,
-        readyReplicas: ready,
-        currentReplicas: updated === replicas ? updated : current.length - updated,
-        updatedReplicas: updated,
-        availableReplicas: ready,
-        currentRevision,
-        updateRevision: revision,
-        collisionCount: 0,
-      });
+      this.statefulSetStatus(sts, revision, [...(replicas.filter(Boolean) as Pod[]), ...condemned]);
     }
+  }
+
+  /** A replica's pod (and its claims from volumeClaimTemplates), as the controller makes it. */
+  private createStatefulPod(sts: StatefulSet, i: number, revision: string): Pod {
+    const ns = sts.metadata.namespace ?? '';
+    const podName = `${sts.metadata.name ?? ''}-${i}`;
+    const volumes = [...(sts.spec.template.spec.volumes ?? [])];
+    for (const vct of sts.spec.volumeClaimTemplates ?? []) {
+      const claimName = `${vct.metadata.name}-${podName}`;
+      if (!this.store.get(PVCS, ns, claimName)) {
+        this.store.create<Pvc>(PVCS, {
+          metadata: {
+            name: claimName,
+            namespace: ns,
+            labels: { ...(sts.spec.selector.matchLabels ?? {}) },
+          },
+          spec: clone((vct as Pvc).spec ?? {}),
+        });
+      }
+      volumes.push({ name: vct.metadata.name ?? '', persistentVolumeClaim: { claimName } });
+    }
+    const t = clone(sts.spec.template);
+    return this.store.create<Pod>(PODS, {
+      metadata: {
+        ...(t.metadata ?? {}),
+        name: podName,
+        namespace: ns,
+        labels: {
+          ...(t.metadata?.labels ?? {}),
+          'controller-revision-hash': revision,
+          'statefulset.kubernetes.io/pod-name': podName,
+          'apps.kubernetes.io/pod-index': String(i),
+        },
+        ownerReferences: [ownerRef(sts)],
+      },
+      spec: { ...t.spec, volumes, hostname: podName, subdomain: sts.spec.serviceName },
+      status: { phase: 'Pending', qosClass: 'BestEffort' },
+    });
+  }
+
+  /** status as updateStatefulSetStatus computes it (completeRollingUpdate included). */
+  private statefulSetStatus(sts: StatefulSet, revision: string, pods: Pod[]): void {
+    const old = sts.status ?? {};
+    const replicas = pods.length;
+    const ready = pods.filter(isRunningAndReady).length;
+    const live = pods.filter((p) => !p.metadata.deletionTimestamp);
+    const updated = live.filter(
+      (p) => p.metadata.labels?.['controller-revision-hash'] === revision,
+    ).length;
+    let currentRevision = (old.currentRevision as string | undefined) ?? revision;
+    let current = live.filter(
+      (p) => p.metadata.labels?.['controller-revision-hash'] === currentRevision,
+    ).length;
+    const rolling = (sts.spec.updateStrategy?.type ?? 'RollingUpdate') === 'RollingUpdate';
+    if (rolling && updated === replicas && ready === replicas) {
+      currentRevision = revision;
+      current = updated;
+    }
+    setStatus(this.store, STS, sts, {
+      observedGeneration: sts.metadata.generation ?? 1,
+      replicas,
+      readyReplicas: ready,
+      currentReplicas: current,
+      updatedReplicas: updated,
+      availableReplicas: ready,
+      currentRevision,
+      updateRevision: revision,
+      collisionCount: 0,
+    });
   }
 
   private deployments(): void {

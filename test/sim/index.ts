@@ -26,11 +26,12 @@ import {
 } from './gke.js';
 import type { EtcdBinaries, EtcdImageKind, EtcdLine, UtilityImageKind } from './images.js';
 import { pvcDir } from './kubelet.js';
+import { Reconciler, type ReconcilerControl } from './reconciler.js';
 import type { Pod, Pvc, StatefulSet } from './types.js';
 
 export type { ClusterProfile } from '../../workflows/contract/index.js';
 export type { RequestInfo, RequestMatch } from './faults.js';
-export type { AdminEtcdInfo, EtcdBinaries, EtcdLine, EtcdTls, Violation };
+export type { AdminEtcdInfo, EtcdBinaries, EtcdLine, EtcdTls, ReconcilerControl, Violation };
 export { Faults };
 
 export interface SimAdminClusterOptions extends CoreOptions {}
@@ -63,6 +64,12 @@ export interface SimClusterOptions extends CoreOptions {
    * serializable read of the member itself) or `quorum` (`endpoint health`, needs quorum).
    */
   etcdReadiness?: 'none' | 'local' | 'quorum';
+  /**
+   * A reconciling controller (GKE on-prem's user-cluster controller) puts kube-etcd's
+   * spec.replicas back to `members`, `delayMs` (default 2000) after it changed. Off by
+   * default; `sim.reconciler.enable()/disable()` at run time.
+   */
+  reconciler?: boolean | { delayMs?: number };
 }
 
 export interface EtcdctlResult {
@@ -149,6 +156,8 @@ export interface SimCluster extends SimAdminCluster {
   corruptMember(member: number): Promise<void>;
   /** Waits until every pod of the user cluster is Running and Ready. */
   waitReady(timeoutMs?: number): Promise<void>;
+  /** The reconciling controller of kube-etcd's replicas (see the `reconciler` option). */
+  reconciler: ReconcilerControl;
 }
 
 function baseApi(core: SimCore): SimAdminCluster {
@@ -210,10 +219,14 @@ export async function startSimCluster(options: SimClusterOptions): Promise<SimCl
     });
     const adminEtcd = options.adminEtcd === false ? undefined : await createAdminEtcd(core, images);
     watchDataChanges(core, info);
-    const sim = userApi(core, info, adminEtcd);
+    const reconciler = new Reconciler(core, info.name, info.profile.etcdStatefulSet, info.members);
+    const sim = userApi(core, info, adminEtcd, reconciler);
     await sim.waitReady();
     await core.waitFor('etcd quorum', () => sim.hasQuorum(), 60_000);
     finishUserCluster(core, info);
+    if (options.reconciler) {
+      reconciler.enable(options.reconciler === true ? undefined : options.reconciler.delayMs);
+    }
     if (adminEtcd) {
       await core.waitFor('admin etcd', () => {
         const p = core.pod('kube-system', adminEtcd.podName);
@@ -231,6 +244,7 @@ function userApi(
   core: SimCore,
   info: UserClusterInfo,
   adminEtcd: AdminEtcdInfo | undefined,
+  reconciler: Reconciler,
 ): SimCluster {
   // 3.4 wants ETCDCTL_API=3 for nothing (v3 is its default); 3.6 warns about it.
   const env = {
@@ -269,6 +283,11 @@ function userApi(
   };
   const sim: SimCluster = {
     ...baseApi(core),
+    stop: async () => {
+      reconciler.stop();
+      await core.stop();
+    },
+    reconciler,
     userClusterName: info.name,
     members: info.members,
     profile: info.profile,

@@ -196,18 +196,20 @@ export class ApiError extends Error {
     );
   }
 
+  /** 422 as the API server words it: `StatefulSet.apps "x" is invalid: spec: Forbidden: ...`. */
   static invalid(
     def: ResourceDef,
     name: string,
-    causes: { field: string; message: string }[],
+    causes: { field: string; message: string; reason?: string }[],
   ): ApiError {
     const text = causes.map((c) => `${c.field}: ${c.message}`).join(', ');
-    return new ApiError(422, 'Invalid', `${def.kind} "${name}" is invalid: ${text}`, {
+    const kind = def.group ? `${def.kind}.${def.group}` : def.kind;
+    return new ApiError(422, 'Invalid', `${kind} "${name}" is invalid: ${text}`, {
       name,
       ...(def.group ? { group: def.group } : {}),
       kind: def.kind,
       causes: causes.map((c) => ({
-        reason: 'FieldValueInvalid',
+        reason: c.reason ?? 'FieldValueInvalid',
         message: c.message,
         field: c.field,
       })),
