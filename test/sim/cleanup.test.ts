@@ -1,7 +1,7 @@
 /**
- * The simulator leaves nothing behind: no etcd or sandbox process and no temporary
- * directory, after stop() and also when the process dies of an uncaught error (a failing
- * test) or SIGTERM.
+ * The simulator leaves nothing behind: no etcd or sandbox process, no temporary directory
+ * and no size-limited mount, after stop() and also when the process dies of an uncaught
+ * error (a failing test), SIGTERM, or SIGKILL (then the next simulator collects it).
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { clientsFor } from './client.js';
 import { startSimAdminCluster, startSimCluster } from './index.js';
+import { simMounts } from './mounts.js';
 
 const indexUrl = new URL('./index.ts', import.meta.url).href;
 
@@ -107,6 +108,73 @@ for (const how of ['uncaught error', 'SIGTERM', 'SIGKILL'] as const) {
       await next.stop();
     }
     assert.equal(existsSync(dir), false, 'temporary directory removed');
+  });
+}
+
+for (const how of ['uncaught error', 'SIGTERM', 'SIGKILL'] as const) {
+  test(`size-limited PVCs and sizeLimitedDir are unmounted when the process dies (${how})`, async () => {
+    const script = `
+      const { join } = await import('node:path');
+      const { startSimCluster, sizeLimitedDir } = await import(${JSON.stringify(indexUrl)});
+      const sim = await startSimCluster({
+        members: 1, userClusterName: 'crash-mounts', adminEtcd: false,
+        pvcSizeBytes: { 0: 160 * 1024 * 1024 },
+      });
+      const backups = await sizeLimitedDir(join(sim.dir, '..', 'sim-backups-' + process.pid), 1 << 20);
+      console.log(sim.dir);
+      console.log(backups.path);
+      ${how === 'uncaught error' ? "setTimeout(() => { throw new Error('test failed'); }, 200);" : 'setInterval(() => {}, 1000);'}
+    `;
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', '--input-type=module', '-e', script],
+      {
+        cwd: fileURLToPath(new URL('../..', import.meta.url)),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const lines = () => stdout.split('\n').filter((l) => l.startsWith('/'));
+    assert.ok(
+      await settle(() => lines().length === 2 || child.exitCode !== null, 60_000),
+      `child said: ${stdout} ${stderr}`,
+    );
+    const [dir = '', backups = ''] = lines();
+    assert.ok(dir && backups, `child said: ${stdout} ${stderr}`);
+    const mine = () => simMounts().filter((m) => m.pid === child.pid);
+    assert.deepEqual(
+      mine()
+        .map((m) => m.dir)
+        .sort(),
+      [
+        backups,
+        ...simMounts()
+          .filter((m) => m.pid === child.pid && m.dir.startsWith(dir))
+          .map((m) => m.dir),
+      ].sort(),
+    );
+    assert.equal(mine().length, 2, 'the data PVC and the backup directory');
+    if (how !== 'uncaught error') child.kill(how);
+    await new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) resolve();
+      else child.once('exit', () => resolve());
+    });
+    if (how === 'SIGKILL') {
+      assert.equal(mine().length, 2, 'no handler ran: the mounts are still there');
+      const next = await startSimAdminCluster();
+      await next.stop();
+    }
+    assert.deepEqual(mine(), [], 'no mount left');
+    assert.equal(existsSync(dir), false, 'simulator directory removed');
+    assert.equal(existsSync(backups), false, 'size-limited directory removed');
+    assert.ok(await settle(() => processesMentioning(dir).length === 0), 'no process left');
   });
 }
 

@@ -18,7 +18,8 @@ const usage = `usage: npm run sim -- --kubeconfig FILE [--members 1|3] [--name U
     --etcd-readiness none|local|quorum readinessProbe on kube-etcd
     --fresh-container-on-restart       a restarted container loses its writable root and execs
     --etcd-pod-management-policy OrderedReady|Parallel   kube-etcd's policy (default Parallel)
-    --reconciler-delay-ms MS           a controller puts kube-etcd's replicas back after MS ms`;
+    --reconciler-delay-ms MS           a controller puts kube-etcd's replicas back after MS ms
+    --pvc-size SIZE                    kube-etcd data volumes of SIZE (bytes, or 160Mi, 1Gi): ENOSPC when full (root)`;
 
 function fail(message: string): never {
   console.error(`${message}\n${usage}`);
@@ -38,6 +39,7 @@ let values: {
   'fresh-container-on-restart'?: boolean;
   'etcd-pod-management-policy'?: string;
   'reconciler-delay-ms'?: string;
+  'pvc-size'?: string;
   help?: boolean;
 };
 try {
@@ -55,6 +57,7 @@ try {
       'fresh-container-on-restart': { type: 'boolean', default: false },
       'etcd-pod-management-policy': { type: 'string' },
       'reconciler-delay-ms': { type: 'string' },
+      'pvc-size': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -116,6 +119,12 @@ const hazards: Partial<SimClusterOptions> = {};
   if (policy) hazards.etcdPodManagementPolicy = policy;
   const reconcile = positive('reconciler-delay-ms', values['reconciler-delay-ms']);
   if (reconcile) hazards.reconciler = { delayMs: reconcile };
+  if (values['pvc-size'] !== undefined) {
+    const m = values['pvc-size'].match(/^(\d+)(Ki|Mi|Gi)?$/);
+    if (!m) fail('--pvc-size must be bytes or a size like 160Mi, 1Gi');
+    const unit = { Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3 }[m[2] ?? ''] ?? 1;
+    hazards.pvcSizeBytes = Number(m[1]) * unit;
+  }
 }
 
 const kubeconfigPath = resolve(values.kubeconfig);

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { pvcDir } from './kubelet.js';
+import { mountSizeLimited, quantity, unmountSizeLimited } from './mounts.js';
 import { ApiError, matchesSelector, resourceByPlural, type Store } from './store.js';
 import {
   clone,
@@ -99,13 +100,19 @@ function setStatus<T extends KObject>(
 }
 
 export class Controllers {
+  /**
+   * The size of a claim's volume, if it has one (option pvcSizeBytes): the provisioner
+   * then makes its directory a tmpfs of that size, which returns ENOSPC when full.
+   */
+  pvcSizeLimit?: (pvc: Pvc) => number | undefined;
+
   constructor(
     private readonly store: Store,
     private readonly root: string,
   ) {}
 
   async sync(): Promise<void> {
-    this.provisionPvcs();
+    await this.provisionPvcs();
     await this.reclaimPvcs();
     this.statefulSets();
     this.deployments();
@@ -114,17 +121,26 @@ export class Controllers {
     this.namespaces();
   }
 
-  private provisionPvcs(): void {
+  /** Binds new claims to a volume: a directory, or a size-limited tmpfs (pvcSizeLimit). */
+  private async provisionPvcs(): Promise<void> {
     for (const pvc of this.store.list<Pvc>(PVCS)) {
-      if (pvc.status?.phase === 'Bound') continue;
+      if (pvc.status?.phase === 'Bound' || pvc.metadata.deletionTimestamp) continue;
       const spec = pvc.spec as {
         resources?: { requests?: { storage?: string } };
         accessModes?: string[];
       };
+      const size = this.pvcSizeLimit?.(pvc);
+      if (size !== undefined) {
+        await mountSizeLimited(pvcDir(this.root, pvc), size, `PVC ${pvc.metadata.name}`);
+      }
+      this.knownPvcDirs.set(pvc.metadata.uid ?? '', pvcDir(this.root, pvc));
       setStatus(this.store, PVCS, pvc, {
         phase: 'Bound',
         accessModes: spec.accessModes ?? ['ReadWriteOnce'],
-        capacity: { storage: spec.resources?.requests?.storage ?? '1Gi' },
+        capacity: {
+          storage:
+            size !== undefined ? quantity(size) : (spec.resources?.requests?.storage ?? '1Gi'),
+        },
       });
     }
   }
@@ -155,6 +171,7 @@ export class Controllers {
     for (const [uid, dir] of this.knownPvcDirs) {
       if (!live.has(uid)) {
         this.knownPvcDirs.delete(uid);
+        await unmountSizeLimited(dir);
         await rm(dir, { recursive: true, force: true });
       }
     }

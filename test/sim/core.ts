@@ -12,6 +12,7 @@ import { Controllers, deletePod } from './controllers.js';
 import { Faults, Violations } from './faults.js';
 import { Images } from './images.js';
 import { Kubelet, type KubeletOptions } from './kubelet.js';
+import { collectOrphanMounts, unmountUnder } from './mounts.js';
 import { createCa, createLeaf } from './pki.js';
 import { registerTempDir, unregisterTempDir } from './sandbox.js';
 import { resourceByPlural, Store } from './store.js';
@@ -281,6 +282,7 @@ export class SimCore {
     if (this.running) await new Promise<void>((r) => this.idle.push(r));
     await this.api?.close();
     await this.kubelet.stopAll();
+    await unmountUnder(this.dir);
     unregisterTempDir(this.dir);
     // SIM_KEEP_DIR=1 keeps the pods' files and logs for a post-mortem.
     if (process.env.SIM_KEEP_DIR === '1') console.error(`sim: kept ${this.dir}`);
@@ -291,10 +293,11 @@ export class SimCore {
 
 /**
  * Removes simulator directories left by a process that was SIGKILLed (no exit handler ran;
- * its sandboxes died with it through --die-with-parent). Only directories with an
- * `owner.pid` whose process is gone are touched.
+ * its sandboxes died with it through --die-with-parent), after unmounting its size-limited
+ * directories. Only directories with an `owner.pid` whose process is gone are touched.
  */
 async function collectOrphans(): Promise<void> {
+  await collectOrphanMounts();
   const base = tmpdir();
   for (const name of await readdir(base).catch(() => [] as string[])) {
     if (!name.startsWith('sim-k8s-')) continue;

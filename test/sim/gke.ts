@@ -248,6 +248,8 @@ export interface UserClusterOptions {
   compactEveryMs?: number;
   /** `resources.requests.storage` of the data claims (default 5Gi). */
   dataClaimStorage?: string;
+  /** Size of member N's data volume (a size-limited tmpfs), if it has one. */
+  dataVolumeSize?: (member: number) => number | undefined;
 }
 
 export async function createUserCluster(
@@ -278,6 +280,17 @@ export async function createUserCluster(
     san: ['IP:127.0.0.1', 'DNS:localhost', ...[0, 1, 2].map((i) => `DNS:kube-etcd-${i}.kube-etcd`)],
   });
   const tls: EtcdTls = { caFile: ca.certPath, certFile: leaf.certPath, keyFile: leaf.keyPath };
+
+  const sizeOf = options.dataVolumeSize;
+  if (sizeOf) {
+    const prefix = `${profile.dataClaimPrefix}-`;
+    core.controllers.pvcSizeLimit = (pvc) => {
+      const claim = pvc.metadata.name ?? '';
+      if (pvc.metadata.namespace !== name || !claim.startsWith(prefix)) return undefined;
+      const member = Number(claim.slice(prefix.length));
+      return Number.isInteger(member) ? sizeOf(member) : undefined;
+    };
+  }
 
   const etcdImage = etcdImageRef(bin, images.etcdImage);
   const etcdFs = await core.images.etcdImage(bin, images.etcdImage);

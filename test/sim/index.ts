@@ -26,6 +26,7 @@ import {
 } from './gke.js';
 import type { EtcdBinaries, EtcdImageKind, EtcdLine, UtilityImageKind } from './images.js';
 import { pvcDir } from './kubelet.js';
+import { mountSizeLimited, quantity, requireRoot, unmountSizeLimited } from './mounts.js';
 import { Reconciler, type ReconcilerControl } from './reconciler.js';
 import type { Pod, Pvc, StatefulSet } from './types.js';
 
@@ -70,6 +71,13 @@ export interface SimClusterOptions extends CoreOptions {
    * default; `sim.reconciler.enable()/disable()` at run time.
    */
   reconciler?: boolean | { delayMs?: number };
+  /**
+   * Size of kube-etcd's data volumes (all, or per member number): each PVC's directory is a
+   * tmpfs of that size, which fails writes with ENOSPC when full. Needs root. etcd keeps
+   * two 64 MB WAL segment files (the current one and a preallocated spare), so a member
+   * needs more than 128 MiB; below that it fails as a real one would on such a disk.
+   */
+  pvcSizeBytes?: number | Readonly<Record<number, number>>;
 }
 
 export interface EtcdctlResult {
@@ -183,6 +191,23 @@ function baseApi(core: SimCore): SimAdminCluster {
   };
 }
 
+/** A directory on this host that fails writes with ENOSPC once it holds `bytes`. */
+export interface SizeLimitedDir {
+  path: string;
+  /** Unmounts it (the contents go with the tmpfs), removes it if it was made. Idempotent. */
+  release(): Promise<void>;
+}
+
+/**
+ * Makes `path` (missing or empty) a size-limited directory: a tmpfs of `bytes`, e.g. a
+ * worker's backup directory that fills up. Needs root. Unmounted by release(), at process
+ * exit, or (after a SIGKILL) by the next simulator that starts.
+ */
+export async function sizeLimitedDir(path: string, bytes: number): Promise<SizeLimitedDir> {
+  await mountSizeLimited(path, bytes, 'sizeLimitedDir');
+  return { path, release: () => unmountSizeLimited(path) };
+}
+
 /** Starts an admin cluster with three plain nodes (`node-0..2`) and no workloads. */
 export async function startSimAdminCluster(
   options: SimAdminClusterOptions = {},
@@ -199,9 +224,13 @@ export async function startSimAdminCluster(
  * kube-system etcd. Resolves once everything is Running and Ready and etcd has quorum.
  */
 export async function startSimCluster(options: SimClusterOptions): Promise<SimCluster> {
+  if (options.pvcSizeBytes !== undefined) requireRoot('pvcSizeBytes');
   const core = await SimCore.start(options);
   try {
     const name = options.userClusterName ?? 'user-cluster-1';
+    const sizes = options.pvcSizeBytes;
+    const sizeOf = (member: number): number | undefined =>
+      typeof sizes === 'number' ? sizes : sizes?.[member];
     const images = {
       ...(options.etcd ? { etcd: options.etcd } : {}),
       ...(options.etcdImage ? { etcdImage: options.etcdImage } : {}),
@@ -216,6 +245,15 @@ export async function startSimCluster(options: SimClusterOptions): Promise<SimCl
         : {}),
       ...(options.etcdReadiness ? { etcdReadiness: options.etcdReadiness } : {}),
       ...(options.compactEveryMs ? { compactEveryMs: options.compactEveryMs } : {}),
+      // The claims ask for what they get (the smallest, when sizes differ per member).
+      ...(sizes !== undefined
+        ? {
+            dataVolumeSize: sizeOf,
+            dataClaimStorage: quantity(
+              Math.min(...[0, 1, 2].map(sizeOf).filter((x): x is number => x !== undefined)),
+            ),
+          }
+        : {}),
     });
     const adminEtcd = options.adminEtcd === false ? undefined : await createAdminEtcd(core, images);
     watchDataChanges(core, info);

@@ -214,6 +214,9 @@ export class Kubelet extends EventEmitter {
         const pvc = this.store.get<Pvc>(PVCS, rt.namespace, v.persistentVolumeClaim.claimName);
         if (!pvc)
           throw new Error(`persistentvolumeclaim "${v.persistentVolumeClaim.claimName}" not found`);
+        // The kubelet mounts a volume only once its claim is bound (provisioned).
+        if (pvc.status?.phase !== 'Bound')
+          throw new Error(`persistentvolumeclaim "${pvc.metadata.name}" is not bound`);
         const source = pvcDir(this.root, pvc);
         await mkdir(source, { recursive: true });
         volumeDirs.set(v.name, { source, readOnly: v.persistentVolumeClaim.readOnly === true });

@@ -175,6 +175,17 @@ export function exited(child: ChildProcess): Promise<void> {
 }
 
 const tempDirs = new Set<string>();
+const emergencySteps: (() => void)[] = [];
+
+/** A synchronous step of emergencyCleanup, run after the kills and before the removals. */
+export function onEmergencyCleanup(step: () => void): void {
+  emergencySteps.push(step);
+}
+
+/** Makes sure emergencyCleanup runs when this process exits, however it exits. */
+export function ensureExitHandlers(): void {
+  installExitHandlers();
+}
 
 /** Registers a directory to be removed when the process exits, however it exits. */
 export function registerTempDir(dir: string): void {
@@ -190,6 +201,13 @@ export function unregisterTempDir(dir: string): void {
 export function emergencyCleanup(): void {
   for (const child of live) kill(child);
   live.clear();
+  for (const step of emergencySteps) {
+    try {
+      step();
+    } catch {
+      // best effort
+    }
+  }
   for (const dir of tempDirs) {
     try {
       rmSync(dir, { recursive: true, force: true });
