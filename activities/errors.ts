@@ -9,6 +9,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { FailureType } from '../workflows/contract/index.js';
 import { PdbConflictError } from './cluster/pdb.js';
 import { ClusterStateError } from './cluster/pods.js';
+import { StartedAgainError } from './cluster/workloads.js';
 import { EtcdctlOutputError } from './etcd/commands.js';
 import { httpStatusOf } from './kube/client.js';
 import { WaitTimeoutError } from './kube/wait.js';
@@ -23,6 +24,8 @@ export function classifyActivityError(error: unknown): unknown {
   const permanent = (type: FailureType) => ApplicationFailure.nonRetryable(message, type);
   if (error instanceof ClusterStateError) return permanent(FailureType.ClusterState);
   if (error instanceof PdbConflictError) return permanent(FailureType.PdbConflict);
+  // Retrying the same call changes nothing: the workflow stops it again, or asks a person.
+  if (error instanceof StartedAgainError) return permanent(FailureType.StartedAgain);
   if (error instanceof WaitTimeoutError) return permanent(FailureType.WaitTimeout);
   // etcdctl printed something we cannot read: another try prints the same.
   if (error instanceof EtcdctlOutputError) return permanent(FailureType.EtcdctlOutput);

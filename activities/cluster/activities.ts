@@ -208,10 +208,15 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
      * deleted and gone, also where OrderedReady would not scale down past a crash-looping
      * member. Returns the pods it had to delete (none when they were already gone).
      */
-    async stopEtcdMembers(input: WorkloadTarget & { timeoutMs: number }): Promise<string[]> {
+    async stopEtcdMembers(
+      input: WorkloadTarget & { timeoutMs: number; staysStoppedMs?: number },
+    ): Promise<string[]> {
       const step = `stop StatefulSet ${input.name}`;
       heartbeat({ step });
-      return stopStatefulSet(kubeFor(input), input, activityWait(step, input.timeoutMs));
+      return stopStatefulSet(kubeFor(input), input, {
+        ...activityWait(step, input.timeoutMs),
+        ...(input.staysStoppedMs !== undefined ? { staysStoppedMs: input.staysStoppedMs } : {}),
+      });
     },
 
     /** H2 (first half): the PDB as a manifest for the workflow's history; undefined if none. */

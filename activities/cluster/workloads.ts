@@ -75,24 +75,26 @@ export async function readStatefulSetShape(
 }
 
 /**
- * What a readiness probe needs of etcd. `local`: the member alone answers it (a TCP port,
- * `/livez`, `/health?serializable=true` as kubeadm's etcd has, a serializable read such as
- * `etcdctl get --consistency=s`); anything else is taken to need quorum — `/health` and
- * `/readyz` do, and so does an exec probe we cannot read.
+ * Whether a restored member can pass a readiness probe before its cluster has a quorum. Only
+ * probes that do not go through etcd's client API can (`alone`): a TCP port, and etcd's HTTP
+ * `/health?serializable=true` (kubeadm's) or `/livez`. A member that starts without a quorum
+ * answers no client request — not even a serializable read — until its cluster has a
+ * leader, so every other probe, and any we cannot read, is taken to need quorum.
  */
 export function classifyReadiness(
   probe: V1Probe | undefined,
 ): Pick<EtcdStatefulSetShape, 'readiness' | 'readinessProbe'> {
   if (!probe) return { readiness: 'none' };
-  if (probe.tcpSocket) return { readiness: 'local', readinessProbe: `tcp ${probe.tcpSocket.port}` };
+  if (probe.tcpSocket) return { readiness: 'alone', readinessProbe: `tcp ${probe.tcpSocket.port}` };
   if (probe.httpGet) {
     const path = probe.httpGet.path ?? '/';
-    const local = /serializable=true/.test(path) || path.startsWith('/livez');
-    return { readiness: local ? 'local' : 'quorum', readinessProbe: `http ${path}` };
+    const alone = /serializable=true/.test(path) || path.startsWith('/livez');
+    return { readiness: alone ? 'alone' : 'quorum', readinessProbe: `http ${path}` };
   }
-  const command = probe.exec?.command?.join(' ') ?? JSON.stringify(probe);
-  const local = /--consistency[= ]s\b|serializable/.test(command);
-  return { readiness: local ? 'local' : 'quorum', readinessProbe: `exec ${command}` };
+  return {
+    readiness: 'quorum',
+    readinessProbe: `exec ${probe.exec?.command?.join(' ') ?? JSON.stringify(probe)}`,
+  };
 }
 
 /** Sets spec.replicas through the scale subresource, as `kubectl scale` does. Idempotent. */
@@ -134,16 +136,23 @@ export async function waitForReplicas(
   );
 }
 
+/** Something else started a StatefulSet again that had to stay stopped. */
+export class StartedAgainError extends Error {
+  override name = 'StartedAgainError';
+}
+
 /**
- * Stops every pod of a StatefulSet and keeps it stopped: replicas 0, then each pod still
- * there deleted, highest ordinal first, and waited out — an OrderedReady StatefulSet does
- * not delete past a pod that is not Running and Ready, and a crash-looping etcd member is
- * not. With replicas 0 the controller does not re-create them. Returns the pods deleted here.
+ * Stops every pod of a StatefulSet: replicas 0, then each pod still there deleted, highest
+ * ordinal first, and waited out — an OrderedReady StatefulSet does not delete past a pod
+ * that is not Running and Ready, and a crash-looping etcd member is not. With replicas 0
+ * the controller does not re-create them; something else may (a reconciling controller):
+ * with `staysStoppedMs` it is watched that long, and StartedAgainError says if it comes
+ * back. Returns the pods deleted here.
  */
 export async function stopStatefulSet(
   kube: Kube,
   ref: WorkloadRef,
-  options: WaitOptions,
+  options: WaitOptions & { staysStoppedMs?: number },
 ): Promise<string[]> {
   await scaleWorkload(kube, ref, 0);
   const workload = await readWorkload(kube, ref);
@@ -157,7 +166,29 @@ export async function stopStatefulSet(
     }
   }
   await waitForReplicas(kube, ref, 0, options);
+  const until = Date.now() + (options.staysStoppedMs ?? 0);
+  while (Date.now() < until) {
+    options.signal?.throwIfAborted();
+    options.onTick?.(`${ref.name} to stay at 0 replicas`);
+    await new Promise((resolve) => setTimeout(resolve, Math.min(500, until - Date.now())));
+    await assertStopped(kube, ref);
+  }
   return deleted;
+}
+
+/**
+ * Fails with StartedAgainError unless the StatefulSet asks for no pod and has none: checked
+ * right before and after each member's swap, so data is never swapped under a running etcd.
+ */
+export async function assertStopped(kube: Kube, ref: WorkloadRef): Promise<void> {
+  const workload = await readWorkload(kube, ref);
+  const pods = await listPods(kube, ref.namespace, workload.selector);
+  if (workload.specReplicas === 0 && pods.length === 0) return;
+  const names = pods.map((p) => p.metadata?.name).join(', ') || 'none yet';
+  throw new StartedAgainError(
+    `${ref.kind} ${ref.namespace}/${ref.name} was started again by something else ` +
+      `(replicas ${workload.specReplicas}, pods: ${names}) while the restore needs it stopped`,
+  );
 }
 
 async function listPods(kube: Kube, namespace: string, labelSelector: string): Promise<V1Pod[]> {

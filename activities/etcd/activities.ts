@@ -19,6 +19,7 @@ import {
   type SnapshotInPod,
   type SnapshotStatus,
 } from '../../workflows/contract/index.js';
+import { assertStopped } from '../cluster/workloads.js';
 import { activityWait, cancellationSignal, heartbeat } from '../context.js';
 import type { KubeClients } from '../kube/client.js';
 import { type PodFile, statPodFile } from '../kube/copy.js';
@@ -264,8 +265,17 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     ): Promise<ReplaceState | 'scratch-missing'> {
       heartbeat({ step: `swap the data of member ${input.member} in ${input.pod}` });
       const paths = memberDataPaths(input.profile.dataDir, input.token);
+      // No etcd may run on the volume while its data is swapped: checked right before and
+      // right after (a pod started in between would be seen after, and stopped by the retry).
+      const etcd = {
+        namespace: input.namespace,
+        kind: 'StatefulSet' as const,
+        name: input.profile.etcdStatefulSet,
+      };
+      await assertStopped(kubeFor(input), etcd);
       try {
         const { stdout } = await exec(input, swapMemberDataArgv(paths, input.dropOldData));
+        await assertStopped(kubeFor(input), etcd);
         return parseState(stdout, ['replaced', 'already-replaced'] as const);
       } catch (error) {
         if (!(error instanceof CommandFailedError)) throw error;

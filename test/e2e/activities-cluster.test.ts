@@ -457,7 +457,7 @@ describe('names, records and the state inspection refuses', () => {
   test('inspection reads how kube-etcd starts its pods', async () => {
     const inventory = await activities.inspectUserCluster({ ...cluster(), profile: sim.profile });
     assert.ok(['OrderedReady', 'Parallel'].includes(inventory.etcdStatefulSet.podManagementPolicy));
-    assert.ok(['none', 'local', 'quorum'].includes(inventory.etcdStatefulSet.readiness));
+    assert.ok(['none', 'alone', 'quorum'].includes(inventory.etcdStatefulSet.readiness));
     assert.equal(inventory.ready.apiserver, 3);
   });
 });

@@ -1,7 +1,12 @@
-/** The restore's checks (workflows/restore/checks.ts) as pure functions of what was read. */
+/**
+ * The restore's checks (workflows/restore/checks.ts) as pure functions of what was read, and
+ * how a readiness probe is read (activities/cluster/workloads.ts).
+ */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { V1Probe } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
+import { classifyReadiness } from '../../activities/cluster/workloads.js';
 import {
   type ClusterInventory,
   clusterProfileSchema,
@@ -82,10 +87,10 @@ describe('checkCluster', () => {
     failsWith(() => checkCluster(shared, undefined, profile), 'ClusterState', /same node/);
   });
 
-  test('OrderedReady with a probe that needs quorum cannot start 3 restored members: refused up front', () => {
+  test('OrderedReady with a probe a member cannot pass alone cannot start 3 restored members: refused up front', () => {
     const shape = (
       podManagementPolicy: 'OrderedReady' | 'Parallel',
-      readiness: 'none' | 'local' | 'quorum',
+      readiness: 'none' | 'alone' | 'quorum',
     ) =>
       inventory(3, {
         etcdStatefulSet: {
@@ -97,14 +102,14 @@ describe('checkCluster', () => {
     failsWith(
       () => checkCluster(shape('OrderedReady', 'quorum'), undefined, profile),
       FailureType.ClusterState,
-      /OrderedReady and a readiness probe that needs quorum.*kube-etcd-0 cannot become Ready before kube-etcd-1 runs/,
+      /OrderedReady and a readiness probe a member cannot pass before its cluster has a quorum.*kube-etcd-0 serves no client until a second member runs/,
     );
     // What a real cluster may have been created with and can be restored:
     for (const [policy, readiness] of [
-      ['OrderedReady', 'local'],
+      ['OrderedReady', 'alone'],
       ['OrderedReady', 'none'],
       ['Parallel', 'quorum'],
-      ['Parallel', 'local'],
+      ['Parallel', 'alone'],
     ] as const) {
       assert.equal(
         checkCluster(shape(policy, readiness), undefined, profile),
@@ -314,5 +319,21 @@ describe('verifyControlPlane (after H9)', () => {
       FailureType.VerificationFailed,
       /PodDisruptionBudget is missing/,
     );
+  });
+});
+
+describe('classifyReadiness: can a restored member pass the probe before it has a quorum?', () => {
+  test('only probes outside the client API can; a serializable read cannot', () => {
+    const cases: Array<[V1Probe | undefined, string]> = [
+      [undefined, 'none'],
+      [{ tcpSocket: { port: 2379 } }, 'alone'],
+      [{ httpGet: { path: '/health?serializable=true', port: 2381 } }, 'alone'],
+      [{ httpGet: { path: '/livez', port: 2381 } }, 'alone'],
+      [{ httpGet: { path: '/health', port: 2381 } }, 'quorum'],
+      [{ exec: { command: ['etcdctl', 'get', 'health', '--consistency=s'] } }, 'quorum'],
+      [{ exec: { command: ['etcdctl', 'endpoint', 'health'] } }, 'quorum'],
+    ];
+    for (const [probe, expected] of cases)
+      assert.equal(classifyReadiness(probe).readiness, expected, JSON.stringify(probe));
   });
 });

@@ -23,6 +23,11 @@ export const FailureType = {
   NoSpace: 'NoSpace',
   /** The PodDisruptionBudget present differs from the one saved before the restore. */
   PdbConflict: 'PdbConflict',
+  /**
+   * Something else (a reconciling controller, a person) started kube-etcd again while the
+   * restore needs it stopped: nothing was swapped under a running etcd.
+   */
+  StartedAgain: 'StartedAgain',
   /** A wait for pods, replicas or etcd health ran out of time. */
   WaitTimeout: 'WaitTimeout',
   /** The API server refused the request for good (400, 401, 403, 405, 415, 422). */

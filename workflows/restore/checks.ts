@@ -40,8 +40,9 @@ export function originalReplicas(inventory: ClusterInventory): ReplicaCounts {
 /**
  * The number of members to restore, after checking the cluster is as the runbook expects:
  * 1 or 3 members, each with a pod on its own existing node, and each with its PVC; and a
- * kube-etcd the restore can start again (OrderedReady with a readiness probe that needs
- * quorum cannot: kube-etcd-0 never becomes Ready alone, so kube-etcd-1 is never created).
+ * kube-etcd the restore can start again (OrderedReady with a readiness probe that goes
+ * through etcd's client API cannot: kube-etcd-0 never becomes Ready alone, so kube-etcd-1
+ * is never created — such a StatefulSet cannot have been created with three members either).
  * Fails (ClusterState, non-retryable) listing every problem; nothing has been changed then.
  */
 export function checkCluster(
@@ -74,11 +75,11 @@ export function checkCluster(
   const shape = inventory.etcdStatefulSet;
   if (members > 1 && shape.podManagementPolicy === 'OrderedReady' && shape.readiness === 'quorum') {
     problems.push(
-      `${etcd} has podManagementPolicy OrderedReady and a readiness probe that needs quorum (${shape.readinessProbe}): ` +
-        `after a restore ${memberPodName(profile, 0)} cannot become Ready before ${memberPodName(profile, 1)} runs, ` +
+      `${etcd} has podManagementPolicy OrderedReady and a readiness probe a member cannot pass before its cluster has a quorum (${shape.readinessProbe}): ` +
+        `after a restore ${memberPodName(profile, 0)} serves no client until a second member runs, ` +
         `and the StatefulSet does not create ${memberPodName(profile, 1)} before ${memberPodName(profile, 0)} is Ready. ` +
-        'Give it podManagementPolicy Parallel (re-create the StatefulSet: the field is immutable) or a probe the member ' +
-        'answers alone (a serializable read, /health?serializable=true, as kubeadm has), then restore',
+        'Give it podManagementPolicy Parallel (the field is immutable: delete the StatefulSet with --cascade=orphan and re-create it) ' +
+        "or a probe a member passes alone (a TCP check, or etcd's /health?serializable=true on etcd 3.5 and later, as kubeadm has), then restore",
     );
   }
   if (problems.length > 0) {

@@ -50,6 +50,22 @@ const ASK_AT_ONCE: ReadonlySet<string> = new Set([
   FailureType.PdbConflict,
 ]);
 
+/** What a person can do about a step that keeps failing, by failure type. */
+const ADVICE: Partial<Record<string, string>> = {
+  [FailureType.StartedAgain]:
+    'something keeps starting kube-etcd again (a reconciling controller, or a person): pause it until this restore has finished',
+  [FailureType.WaitTimeout]:
+    'the error says what the wait was waiting for: fix that (a node down, an image that cannot be pulled, a volume that will not attach)',
+  [FailureType.KubeApiRejected]:
+    "the admin cluster's API server refuses the worker: fix the credentials of the kubeconfig the worker's configuration names, or its RBAC",
+  [FailureType.KubeconfigUnloadable]:
+    "fix the kubeconfig file the worker's configuration names for this admin cluster (the worker's log says why it cannot be loaded)",
+  [FailureType.VerificationFailed]:
+    'kube-apiserver stays at 0 until the restored etcd passes: look at the members (etcdctl endpoint status, endpoint hashkv) and at what the check names',
+  [FailureType.NoSpace]: "make room on the member's volume (the error says how much is needed)",
+  [FailureType.MissingTools]: 'use a utility image that has the tools the error names',
+};
+
 /** The failure type of an error or of its causes (an activity's failure is its cause). */
 function failureTypeOf(error: unknown): string | undefined {
   for (let e: unknown = error; e instanceof Error; e = e.cause) {
@@ -108,14 +124,10 @@ export class Operator {
   }
 
   /**
-   * Runs `run` until it succeeds; never fails for what a retry or a person can fix.
-   * `whatToDo` tells the operator, in a few lines, how to fix the step's problem.
+   * Runs `run` until it succeeds; never fails for what a retry or a person can fix. The
+   * operator is told what to do by the failure's type (ADVICE).
    */
-  async untilDone<T>(
-    step: string,
-    run: () => Promise<T>,
-    whatToDo: (error: string) => string[] = () => [],
-  ): Promise<T> {
+  async untilDone<T>(step: string, run: () => Promise<T>): Promise<T> {
     for (let failures = 0; ; failures++) {
       if (this.handedOver) throw new HandedOver(this.handedOver, this.undo.open());
       try {
@@ -131,7 +143,8 @@ export class Operator {
           await sleep(pause);
           continue;
         }
-        await this.ask(step, message, whatToDo(message));
+        const advice = ADVICE[type ?? ''];
+        await this.ask(step, message, advice ? [advice] : []);
       }
     }
   }

@@ -39,6 +39,8 @@ import {
 import type { Undo } from './undo.js';
 
 const WAIT = 10 * 60_000;
+/** How long kube-etcd must stay stopped, before the point of no return, untouched by anything else. */
+const STAYS_STOPPED_MS = 5_000;
 
 /**
  * Room a restore into scratch space needs on a member's volume, beside the old data: the
@@ -456,9 +458,11 @@ export async function stopEtcdMembers(ctx: RestoreContext, inspection: Inspectio
         { ...etcd, replicas, minReady: inspection.inventory.ready.etcd, timeoutMs: WAIT },
       ]),
   );
+  // Watched a while stopped: a controller that starts it again is found now, while all is
+  // put back, not at the first swap.
   await long.stopEtcdMembers.executeWithOptions(
     { summary: `stop etcd: ${etcd.name} to 0, every member pod gone`, ...UNTIL_STOPPED },
-    [{ ...etcd, timeoutMs: WAIT }],
+    [{ ...etcd, timeoutMs: WAIT, staysStoppedMs: STAYS_STOPPED_MS }],
   );
 }
 
