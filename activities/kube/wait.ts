@@ -1,4 +1,8 @@
-/** Polling until a condition holds, with a deadline the caller sets and a tick to heartbeat on. */
+/**
+ * Polling until a condition holds, with a deadline the caller sets and a tick to heartbeat
+ * on. An aborted signal (activity cancellation) rejects with its reason at once, also
+ * between polls.
+ */
 
 export interface WaitOptions {
   timeoutMs: number;
@@ -34,6 +38,22 @@ export async function waitUntil(
         `timed out after ${options.timeoutMs} ms waiting for ${what}: ${waitingFor}`,
       );
     }
-    await new Promise((resolve) => setTimeout(resolve, options.intervalMs ?? 1000));
+    await sleep(options.intervalMs ?? 1000, options.signal);
   }
+}
+
+/** Resolves after `ms`; rejects at once with the signal's reason when it is aborted. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal?.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
