@@ -1,11 +1,30 @@
 /**
  * Copy a file out of a pod (SPEC B3) or into one (R3, H5b) over exec, in constant memory,
  * resumable and verified. Resuming works as `kubectl cp --retries` does: the side that
- * receives keeps what it already has under a temporary name, and only the missing tail is
- * sent (`tail -c +N` out of the pod, `head -c N >>` into it). A sha256 computed on the way
- * is compared with `sha256sum` on the other side before the file takes its final name.
+ * receives keeps what it already has (under a temporary name in a pod), and only the
+ * missing tail is sent (`tail -c +N` out of the pod, `head -c N >>` into it).
  *
- * Commands used in the pod: sh, stat, tail, head, sha256sum, sync, mv, rm (coreutils).
+ * Verification:
+ * - Out of a pod, an etcd snapshot (`verify: 'snapshot-trailer'`) needs no hashing in the
+ *   pod at all: `etcdctl snapshot save` ends the file with the sha256 of everything before
+ *   it (32 bytes; the size is then ≡ 32 mod 512, as etcdutl's restore checks). The copy
+ *   learns the size with `wc -c`, hashes the whole file on the way (the manifest's sha256)
+ *   and checks that trailer; a truncated or corrupted snapshot never verifies. Any other
+ *   file (`verify: 'sha256sum'`, the default) is compared with one `sha256sum` in the pod.
+ * - Into a pod, the source's size and sha256 are known (CopySource): after the upload, one
+ *   `sha256sum` in the pod checks the bytes before they are synced and renamed into place.
+ * On a resume, the hash of the bytes already received is recomputed from the destination.
+ *
+ * Liveness: a copy during which no byte moves for `stallTimeoutMs` (default 2 min) fails,
+ * retryably, saying at which byte it stalled; progress is reported about once a second.
+ * Failures of the worker's own disk (ENOSPC, EIO) fail the copy with a message that names
+ * the file, never the process; every stream and file handle is closed on every path.
+ *
+ * Commands used in the pod, all in BusyBox too (no `stat`, `flock`, GNU `mv -T`):
+ *   sh, head, tail, wc, cat, sha256sum, mv (without -T), rm, mkdir, sync (with file
+ *   arguments, never a global sync), df.
+ * (Today's helpers need sh, head, tail, wc, sha256sum, mv, rm and sync; the others are the
+ * rest of what a lean utility image is known to have.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -14,7 +33,7 @@ import { type Readable, Transform, type TransformCallback, type Writable } from 
 import { finished, pipeline } from 'node:stream/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { CopyResult } from '../../workflows/contract/index.js';
-import { execInPodChecked } from './exec.js';
+import { errorMessage, execInPodChecked } from './exec.js';
 
 export interface PodFile {
   namespace: string;
@@ -30,38 +49,123 @@ export interface CopyProgress {
 }
 
 export interface CopyOptions {
+  /** Called when the copy starts, about once a second while it runs, and at its end. */
   onProgress?: (progress: CopyProgress) => void;
+  /** Aborting stops the copy; it rejects with `signal.reason` (Temporal: CancelledFailure). */
   signal?: AbortSignal;
+  /** No byte moved for this long: the copy fails with CopyStalledError (retryable). 2 min by default. */
+  stallTimeoutMs?: number;
+  /**
+   * copyFromPod only: how the copy is checked. `sha256sum` (default): one `sha256sum` in
+   * the pod. `snapshot-trailer`: the file is an etcd snapshot; no hashing in the pod.
+   */
+  verify?: 'sha256sum' | 'snapshot-trailer';
+  /** Exec subprotocols to offer (default v5, then v4). */
+  protocols?: readonly string[];
 }
+
+export const DEFAULT_STALL_TIMEOUT_MS = 2 * 60_000;
+/** A `sha256sum` of a large file in a pod: generous, but well short of an activity's 2 h. */
+const POD_HASH_TIMEOUT_MS = 30 * 60_000;
+/** An etcd snapshot ends in the sha256 of the rest (etcdutl: `hasHash := size%512 == 32`). */
+const TRAILER_BYTES = 32;
 
 /** The copy arrived but is not the file that was sent: the partial copy was discarded. */
 export class CopyVerificationError extends Error {
   override name = 'CopyVerificationError';
 }
 
-/** Size and sha256 of a file in a pod, or undefined when it does not exist. */
+/** No byte moved for `stallTimeoutMs`; the stream was stopped. Retryable: a retry resumes. */
+export class CopyStalledError extends Error {
+  override name = 'CopyStalledError';
+}
+
+/** This machine's side of a copy failed (ENOSPC, EIO): names the file; the process lives. */
+export class CopyIOError extends Error {
+  override name = 'CopyIOError';
+  constructor(
+    message: string,
+    /** The errno code (ENOSPC, EIO), if any. */
+    readonly code?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Options of the small execs a copy makes (probes, hashes, renames). */
+interface ProbeOptions {
+  signal?: AbortSignal;
+  timeoutMs?: number;
+  protocols?: readonly string[];
+}
+
+/** Size and sha256 of a file in a pod, or undefined when it does not exist (one `sha256sum`). */
 export async function statPodFile(
   kubeConfig: KubeConfig,
   file: PodFile,
   signal?: AbortSignal,
+  options: Omit<ProbeOptions, 'signal'> = {},
 ): Promise<{ sizeBytes: number; sha256: string } | undefined> {
   // One exec: print the size and the hash, or nothing when the file is missing.
-  const script = '[ -f "$1" ] || exit 0; stat -c %s "$1" && sha256sum "$1"';
+  const script = '[ -f "$1" ] || exit 0; wc -c < "$1" && sha256sum < "$1"';
   const { stdout } = await execInPodChecked(kubeConfig, {
     ...target(file),
+    name: 'sha256sum',
     argv: ['sh', '-c', script, 'sh', file.path],
     signal,
+    timeoutMs: options.timeoutMs ?? POD_HASH_TIMEOUT_MS,
+    protocols: options.protocols,
   });
   if (stdout.trim() === '') return undefined;
   const [sizeLine, hashLine] = stdout.trim().split('\n');
-  const sizeBytes = Number(sizeLine);
-  const sha256 = hashLine?.split(/\s+/)[0] ?? '';
+  const sizeBytes = Number(sizeLine?.trim());
+  const sha256 = hashLine?.trim().split(/\s+/)[0] ?? '';
   if (!Number.isSafeInteger(sizeBytes) || !/^[0-9a-f]{64}$/.test(sha256)) {
     throw new Error(
-      `unexpected output from stat/sha256sum of ${file.path}: ${stdout.slice(0, 200)}`,
+      `unexpected output from wc/sha256sum of ${file.path}: ${JSON.stringify(stdout.slice(0, 200))}`,
     );
   }
   return { sizeBytes, sha256 };
+}
+
+/** Sizes of files in a pod (undefined: no such regular file), with one `wc -c` each, no hashing. */
+export async function podFileSizes(
+  kubeConfig: KubeConfig,
+  pod: Omit<PodFile, 'path'>,
+  paths: readonly string[],
+  options: ProbeOptions = {},
+): Promise<(number | undefined)[]> {
+  const script = 'for f in "$@"; do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done';
+  const { stdout } = await execInPodChecked(kubeConfig, {
+    ...target(pod),
+    name: 'wc -c',
+    argv: ['sh', '-c', script, 'sh', ...paths],
+    signal: options.signal,
+    timeoutMs: options.timeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
+    protocols: options.protocols,
+  });
+  const lines = stdout.trim().split('\n');
+  return paths.map((path, i) => {
+    const line = lines[i]?.trim();
+    if (line === '-') return undefined;
+    const size = Number(line);
+    if (line === undefined || line === '' || !Number.isSafeInteger(size) || size < 0) {
+      throw new Error(
+        `unexpected output from wc -c of ${path}: ${JSON.stringify(stdout.slice(0, 200))}`,
+      );
+    }
+    return size;
+  });
+}
+
+/** Size of a file in a pod, or undefined when it does not exist; no hashing. */
+export async function podFileSize(
+  kubeConfig: KubeConfig,
+  file: PodFile,
+  options: ProbeOptions = {},
+): Promise<number | undefined> {
+  const [size] = await podFileSizes(kubeConfig, file, [file.path], options);
+  return size;
 }
 
 /**
@@ -70,6 +174,8 @@ export async function statPodFile(
  * (`fileDestination`) is another.
  */
 export interface CopyDestination {
+  /** For messages (a path, "backup X's staging in /dir"). */
+  name?: string;
   /** Bytes already received by an earlier attempt. */
   size(): Promise<number>;
   /** Those bytes, so the hash computed on the way covers the whole file. */
@@ -91,10 +197,52 @@ export interface CopySource {
 }
 
 /**
+ * sha256 of a stream, and of all of it but its last 32 bytes (an etcd snapshot's trailer),
+ * in one pass: the last 32 bytes are held back until more arrive, and the hash of the rest
+ * is forked (`Hash.copy`) at the end.
+ */
+export class SnapshotHasher {
+  private readonly hash: Hash = createHash('sha256');
+  private held = Buffer.alloc(0);
+  /** Bytes seen so far. */
+  bytes = 0;
+
+  update(chunk: Buffer): void {
+    if (chunk.length === 0) return;
+    this.bytes += chunk.length;
+    if (chunk.length >= TRAILER_BYTES) {
+      if (this.held.length > 0) this.hash.update(this.held);
+      this.hash.update(chunk.subarray(0, chunk.length - TRAILER_BYTES));
+      this.held = Buffer.from(chunk.subarray(chunk.length - TRAILER_BYTES));
+    } else {
+      const joined = Buffer.concat([this.held, chunk]);
+      const excess = joined.length - TRAILER_BYTES;
+      if (excess > 0) this.hash.update(joined.subarray(0, excess));
+      this.held = excess > 0 ? joined.subarray(excess) : joined;
+    }
+  }
+
+  /** `sha256`: of everything; `trailerValid`: the last 32 bytes are the sha256 of the rest. */
+  digest(): { sha256: string; trailerValid: boolean } {
+    const body = this.hash.copy().digest();
+    this.hash.update(this.held);
+    const sha256 = this.hash.digest('hex');
+    return { sha256, trailerValid: this.held.length === TRAILER_BYTES && body.equals(this.held) };
+  }
+}
+
+/** Whether a file of this size can be an etcd snapshot with its sha256 trailer. */
+export function hasSnapshotTrailerSize(sizeBytes: number): boolean {
+  return sizeBytes >= TRAILER_BYTES && sizeBytes % 512 === TRAILER_BYTES;
+}
+
+/**
  * Copies `source` out of the pod into `destination`. A retry continues from the bytes the
  * destination already has; bytes beyond the source's size mean a different file and are
- * dropped. On success the whole file's sha256 equals the pod's and it is durable; giving it
- * its final name is the caller's (the backup store's commit).
+ * dropped. On success the whole file's sha256 is returned (and checked against the pod's,
+ * or against the snapshot's own trailer) and the bytes are durable; giving the file its
+ * final name is the caller's (the backup store's commit). A file that does not verify is
+ * discarded (CopyVerificationError).
  */
 export async function copyFromPod(
   kubeConfig: KubeConfig,
@@ -102,59 +250,132 @@ export async function copyFromPod(
   destination: CopyDestination,
   options: CopyOptions = {},
 ): Promise<CopyResult> {
-  const remote = await statPodFile(kubeConfig, source, options.signal);
-  if (!remote) throw new Error(`${source.namespace}/${source.pod}:${source.path} does not exist`);
-  let have = await destination.size();
-  if (have > remote.sizeBytes) have = 0;
-  // The hash of what we already have, so the one computed on the way covers every byte.
-  const hash = createHash('sha256');
-  if (have > 0) {
-    let hashed = 0;
-    for await (const chunk of await destination.readExisting()) {
-      const bytes = (chunk as Buffer).subarray(0, have - hashed);
-      hash.update(bytes);
-      hashed += bytes.length;
-      if (hashed >= have) break;
-    }
-  }
-  const sink = await destination.writeFrom(have);
-  const counted = progressCounter(have, remote.sizeBytes, options.onProgress, hash);
-  const written = pipeline(counted, sink);
-  // Whatever happens to the exec, the bytes received are made durable for the next attempt.
-  let failure: unknown;
-  await execInPodChecked(kubeConfig, {
-    ...target(source),
-    argv: ['tail', '-c', `+${have + 1}`, source.path],
-    stdout: counted,
-    signal: options.signal,
-  }).catch((error: unknown) => {
-    failure = error;
-  });
-  counted.end();
-  await written.catch((error: unknown) => {
-    failure ??= error;
-  });
-  if (failure) throw failure;
+  const { signal } = options;
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
+  const where = `${source.pod}:${source.path}`;
+  const into = destination.name ?? 'the destination';
+  const probe: ProbeOptions = { signal, timeoutMs: stallTimeoutMs, protocols: options.protocols };
+  const trailer = options.verify === 'snapshot-trailer';
 
-  const sha256 = hash.digest('hex');
-  const size = await destination.size();
-  if (sha256 !== remote.sha256 || size !== remote.sizeBytes) {
-    const emptied = await destination.writeFrom(0);
-    emptied.end();
-    await finished(emptied);
+  let sizeBytes: number;
+  let podSha256: string | undefined;
+  if (trailer) {
+    const size = await podFileSize(kubeConfig, source, probe);
+    if (size === undefined) throw new Error(`${source.namespace}/${where} does not exist`);
+    if (!hasSnapshotTrailerSize(size)) {
+      throw new CopyVerificationError(
+        `${where} is not a complete etcd snapshot: its ${size} bytes cannot end in a sha256 trailer ` +
+          `(size mod 512 is ${size % 512}, not 32); truncated or not a snapshot`,
+      );
+    }
+    sizeBytes = size;
+  } else {
+    const remote = await statPodFile(kubeConfig, source, signal, { protocols: options.protocols });
+    if (!remote) throw new Error(`${source.namespace}/${where} does not exist`);
+    sizeBytes = remote.sizeBytes;
+    podSha256 = remote.sha256;
+  }
+
+  const hasher = new SnapshotHasher();
+  let have = await io(`reading the size of ${into}`, () => destination.size());
+  if (have > sizeBytes) have = 0;
+  // The hash of what we already have, so the one computed on the way covers every byte.
+  if (have > 0) have = await hashExisting(destination, have, hasher, into, signal);
+
+  if (have < sizeBytes) {
+    await receive(kubeConfig, source, destination, have, sizeBytes, hasher, {
+      ...options,
+      stallTimeoutMs,
+      what: `copy of ${where} into ${into}`,
+      into,
+    });
+  } else {
+    options.onProgress?.({ bytesDone: have, totalBytes: sizeBytes });
+  }
+
+  const { sha256, trailerValid } = hasher.digest();
+  const size = await io(`reading the size of ${into}`, () => destination.size());
+  const problem =
+    hasher.bytes !== sizeBytes || size !== sizeBytes
+      ? `got ${size} bytes, expected ${sizeBytes}`
+      : trailer && !trailerValid
+        ? `its sha256 trailer does not match its content (sha256 ${sha256}): corrupt or truncated`
+        : !trailer && sha256 !== podSha256
+          ? `got sha256 ${sha256}, the pod has ${podSha256}`
+          : undefined;
+  if (problem) {
+    const discarded = await discard(destination);
     throw new CopyVerificationError(
-      `copy of ${source.pod}:${source.path} does not match the source (got ${size} bytes, sha256 ${sha256}; ` +
-        `expected ${remote.sizeBytes} bytes, sha256 ${remote.sha256}); the partial copy was discarded`,
+      `copy of ${where} into ${into} does not match the source: ${problem}; ${discarded}`,
     );
   }
-  return { sizeBytes: size, sha256, resumedFromBytes: have };
+  return { sizeBytes, sha256, resumedFromBytes: have };
+}
+
+/** The `tail -c +N` part of copyFromPod: bytes in, hashed, counted, written durably. */
+async function receive(
+  kubeConfig: KubeConfig,
+  source: PodFile,
+  destination: CopyDestination,
+  have: number,
+  sizeBytes: number,
+  hasher: SnapshotHasher,
+  options: CopyOptions & { stallTimeoutMs: number; what: string; into: string },
+): Promise<void> {
+  const watch = copyWatch(have, sizeBytes, options);
+  let sinkError: unknown;
+  try {
+    const sink = await io(`opening ${options.into}`, () => destination.writeFrom(have));
+    sink.on('error', (error) => {
+      // A sink destroyed because the copy was stopped (stall, abort) is not the cause.
+      if (!watch.signal.aborted) sinkError ??= error;
+    });
+    const counter = new Transform({
+      highWaterMark: 1 << 20,
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        hasher.update(chunk);
+        watch.moved(chunk.length);
+        callback(null, chunk);
+      },
+    });
+    let failure: unknown;
+    // Handled at once: a rejection left for later (ENOSPC while the exec still runs) would
+    // be an unhandled rejection, which ends a Node process.
+    const written = pipeline(counter, sink).catch((error: unknown) => {
+      failure ??= error;
+    });
+    // Whatever happens to the exec, the bytes received are written for the next attempt
+    // (exec ends the sink after a broken stream; it destroys it when aborted).
+    await execInPodChecked(kubeConfig, {
+      ...target(source),
+      name: 'tail -c',
+      argv: ['tail', '-c', `+${have + 1}`, source.path],
+      stdout: counter,
+      signal: watch.signal,
+      protocols: options.protocols,
+    }).catch((error: unknown) => {
+      failure = error;
+      counter.destroy(); // exec releases its sink; this makes sure of it
+    });
+    await written;
+    if (failure === undefined && sinkError === undefined) return;
+    const at = `at byte ${have + watch.bytesMoved} of ${sizeBytes}`;
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (sinkError !== undefined) {
+      throw ioError(`writing ${options.into} failed ${at}`, sinkError, 'the bytes before are kept');
+    }
+    if (watch.stalled) throw watch.signal.reason;
+    throw failure;
+  } finally {
+    watch.stop();
+  }
 }
 
 /**
  * Copies `source` into the pod at `destination.path`. The bytes land in `<path>.part` in
  * the pod; a retry continues from its size. The pod's sha256 of the whole file must equal
- * the source's before it is fsynced and renamed into place. If the destination already
- * holds the same bytes, nothing is sent.
+ * the source's before it is synced and renamed into place. If the destination already
+ * holds the same bytes, nothing is sent. The local source is not hashed: its sha256 is given.
  */
 export async function copyToPod(
   kubeConfig: KubeConfig,
@@ -162,113 +383,325 @@ export async function copyToPod(
   destination: PodFile,
   options: CopyOptions = {},
 ): Promise<CopyResult> {
+  const { signal } = options;
+  const stallTimeoutMs = options.stallTimeoutMs ?? DEFAULT_STALL_TIMEOUT_MS;
   const local = { sizeBytes: source.sizeBytes, sha256: source.sha256 };
-  const existing = await statPodFile(kubeConfig, destination, options.signal);
-  if (existing?.sha256 === local.sha256) return { ...local, resumedFromBytes: local.sizeBytes };
-
+  const probe: ProbeOptions = { signal, timeoutMs: stallTimeoutMs, protocols: options.protocols };
   const partial: PodFile = { ...destination, path: `${destination.path}.part` };
-  let have = (await statPodFile(kubeConfig, partial, options.signal))?.sizeBytes ?? 0;
+  const into = `${destination.pod}:${destination.path}`;
+
+  const [existing, partialSize] = await podFileSizes(
+    kubeConfig,
+    destination,
+    [destination.path, partial.path],
+    probe,
+  );
+  if (existing === local.sizeBytes) {
+    // Same size: worth one sha256sum to find out whether it is already there.
+    const there = await statPodFile(kubeConfig, destination, signal, probeHash(options));
+    if (there?.sha256 === local.sha256) return { ...local, resumedFromBytes: local.sizeBytes };
+  }
+  let have = partialSize ?? 0;
   if (have > local.sizeBytes) {
-    await execInPodChecked(kubeConfig, { ...target(partial), argv: ['rm', '-f', partial.path] });
+    await removeInPod(kubeConfig, partial, probe);
     have = 0;
   }
-  const remaining = local.sizeBytes - have;
-  if (remaining > 0) {
-    const counter = progressCounter(have, local.sizeBytes, options.onProgress);
-    const reading = pipeline(await source.read(have), counter);
-    reading.catch(() => undefined); // a read error ends stdin early: the exec reports it
+  if (have < local.sizeBytes) {
+    await send(kubeConfig, source, partial, have, {
+      ...options,
+      stallTimeoutMs,
+      what: `copy of ${source.name} into ${into}`,
+    });
+  } else {
+    options.onProgress?.({ bytesDone: have, totalBytes: local.sizeBytes });
+  }
+
+  // One exec: the pod's sha256 of what arrived; if it is the source's, sync and rename.
+  const { stdout } = await execInPodChecked(kubeConfig, {
+    ...target(partial),
+    name: 'sha256sum, sync, mv',
+    argv: ['sh', '-c', VERIFY_AND_RENAME, 'sh', partial.path, destination.path, local.sha256],
+    ...probeHash(options),
+    signal,
+  });
+  const [verdict, gotSize, gotSha256] = stdout.trim().split(/\s+/);
+  if (verdict === 'ok') return { ...local, resumedFromBytes: have };
+  if (verdict === 'mismatch') {
+    throw new CopyVerificationError(
+      `copy of ${source.name} into ${into} does not match (pod has ${gotSize} bytes, sha256 ${gotSha256}; ` +
+        `expected ${local.sizeBytes}, ${local.sha256}); the partial copy was discarded`,
+    );
+  }
+  throw new Error(
+    `unexpected output from the check of ${into}: ${JSON.stringify(stdout.slice(0, 200))}`,
+  );
+}
+
+/**
+ * $1 the partial file, $2 the destination, $3 the expected sha256. Prints `ok` once the
+ * file is synced and renamed into place, or `mismatch SIZE SHA256` after removing it.
+ */
+const VERIFY_AND_RENAME = [
+  'part=$1 dest=$2 want=$3',
+  'if [ -d "$dest" ]; then echo "$dest is a directory" >&2; exit 2; fi',
+  'got=$(sha256sum < "$part") || exit 1',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
+  'got=${got%% *}',
+  'if [ "$got" != "$want" ]; then',
+  '  size=$(wc -c < "$part"); rm -f "$part"; echo "mismatch $size $got"; exit 0',
+  'fi',
+  'sync "$part" && mv -f "$part" "$dest" || exit 1',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
+  'dir=${dest%/*}',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
+  'sync "${dir:-/}" 2>/dev/null || :',
+  'echo ok',
+].join('\n');
+
+/** The upload part of copyToPod: `head -c N >> part`, fed from the source with backpressure. */
+async function send(
+  kubeConfig: KubeConfig,
+  source: CopySource,
+  partial: PodFile,
+  have: number,
+  options: CopyOptions & { stallTimeoutMs: number; what: string },
+): Promise<void> {
+  const remaining = source.sizeBytes - have;
+  const watch = copyWatch(have, source.sizeBytes, options);
+  let sourceError: unknown;
+  let body: Readable | undefined;
+  try {
+    body = await io(`opening ${source.name}`, () => source.read(have));
+    body.on('error', (error) => {
+      if (!watch.signal.aborted) sourceError ??= error;
+    });
+    const counter = new Transform({
+      highWaterMark: 1 << 20,
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        watch.moved(chunk.length);
+        callback(null, chunk);
+      },
+    });
+    // A read error ends stdin early (the exec reports it); exec destroys stdin when it ends.
+    pipeline(body, counter).catch(() => undefined);
+    let failure: unknown;
     // `head -c N` ends by itself after N bytes, so this works on v4 (no stdin close) too.
     await execInPodChecked(kubeConfig, {
       ...target(partial),
+      name: 'head -c',
       argv: ['sh', '-c', 'head -c "$1" >> "$2"', 'sh', String(remaining), partial.path],
       stdin: counter,
-      signal: options.signal,
+      signal: watch.signal,
+      protocols: options.protocols,
+    }).catch((error: unknown) => {
+      failure = error;
+      counter.destroy();
     });
+    if (failure === undefined && sourceError === undefined) return;
+    const at = `at byte ${have + watch.bytesMoved} of ${source.sizeBytes}`;
+    if (options.signal?.aborted) throw options.signal.reason;
+    if (sourceError !== undefined) {
+      throw ioError(
+        `reading ${source.name} failed ${at}`,
+        sourceError,
+        'the pod keeps the bytes before',
+      );
+    }
+    if (watch.stalled) throw watch.signal.reason;
+    throw failure;
+  } finally {
+    watch.stop();
+    body?.destroy();
   }
-  const arrived = await statPodFile(kubeConfig, partial, options.signal);
-  if (arrived?.sha256 !== local.sha256) {
-    await execInPodChecked(kubeConfig, { ...target(partial), argv: ['rm', '-f', partial.path] });
-    throw new CopyVerificationError(
-      `copy of ${source.name} into ${destination.pod}:${destination.path} does not match (pod has ${arrived?.sizeBytes ?? 0} bytes, ` +
-        `sha256 ${arrived?.sha256 ?? 'none'}; expected ${local.sizeBytes}, ${local.sha256}); the partial copy was discarded`,
-    );
-  }
+}
+
+function probeHash(options: CopyOptions) {
+  return { timeoutMs: POD_HASH_TIMEOUT_MS, protocols: options.protocols };
+}
+
+async function removeInPod(kubeConfig: KubeConfig, file: PodFile, probe: ProbeOptions) {
   await execInPodChecked(kubeConfig, {
-    ...target(partial),
-    argv: ['sh', '-c', 'sync "$1" && mv -f "$1" "$2"', 'sh', partial.path, destination.path],
+    ...target(file),
+    name: 'rm -f',
+    argv: ['rm', '-f', file.path],
+    ...probe,
   });
-  return { ...local, resumedFromBytes: have };
 }
 
-function target(file: PodFile) {
-  return { namespace: file.namespace, pod: file.pod, container: file.container };
+/** Feeds the first `have` bytes of the destination to the hasher; returns how many it had. */
+async function hashExisting(
+  destination: CopyDestination,
+  have: number,
+  hasher: SnapshotHasher,
+  into: string,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  const stream = await io(`reading ${into}`, () => destination.readExisting());
+  stream.on('error', () => {
+    // surfaces through the loop below
+  });
+  let hashed = 0;
+  try {
+    for await (const chunk of stream) {
+      signal?.throwIfAborted();
+      const bytes = (chunk as Buffer).subarray(0, have - hashed);
+      hasher.update(bytes);
+      hashed += bytes.length;
+      if (hashed >= have) break;
+    }
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    throw ioError(
+      `reading the ${have} bytes already in ${into} failed`,
+      error,
+      'nothing was changed',
+    );
+  } finally {
+    stream.destroy();
+  }
+  return hashed;
 }
 
-/** Calls `onProgress` about once a second, and once at the end. */
-function progressReporter(
+/** Empties the destination after a copy that did not verify; says whether that worked. */
+async function discard(destination: CopyDestination): Promise<string> {
+  try {
+    const emptied = await destination.writeFrom(0);
+    emptied.end();
+    await finished(emptied);
+    return 'the partial copy was discarded';
+  } catch (error) {
+    return `discarding the partial copy failed too (${errorMessage(error)})`;
+  }
+}
+
+/**
+ * Progress about once a second, and stall detection: a signal that aborts with
+ * CopyStalledError when no byte moved for `stallTimeoutMs`, or with the caller's reason.
+ */
+function copyWatch(
   startBytes: number,
   totalBytes: number,
-  onProgress: CopyOptions['onProgress'],
+  options: CopyOptions & { stallTimeoutMs: number; what: string },
 ) {
-  let bytesDone = startBytes;
-  let lastReport = 0;
-  return (chunkBytes: number) => {
-    bytesDone += chunkBytes;
+  const controller = new AbortController();
+  const caller = options.signal;
+  const onCallerAbort = () => controller.abort(caller?.reason);
+  caller?.addEventListener('abort', onCallerAbort, { once: true });
+  if (caller?.aborted) onCallerAbort();
+  let bytesMoved = 0;
+  let movedSinceTick = false;
+  let lastMoveAt = Date.now();
+  let lastReportAt = Date.now();
+  let stalled = false;
+  const report = () => options.onProgress?.({ bytesDone: startBytes + bytesMoved, totalBytes });
+  report();
+  const tickMs = Math.max(10, Math.min(1000, options.stallTimeoutMs / 4));
+  const timer = setInterval(() => {
     const now = Date.now();
-    if (onProgress && (now - lastReport > 1000 || bytesDone === totalBytes)) {
-      lastReport = now;
-      onProgress({ bytesDone, totalBytes });
+    if (movedSinceTick) {
+      movedSinceTick = false;
+      lastMoveAt = now;
     }
+    if (now - lastReportAt >= 1000 - tickMs / 2) {
+      lastReportAt = now;
+      report();
+    }
+    if (now - lastMoveAt >= options.stallTimeoutMs && !controller.signal.aborted) {
+      stalled = true;
+      controller.abort(
+        new CopyStalledError(
+          `${options.what} stalled at byte ${startBytes + bytesMoved} of ${totalBytes}: ` +
+            `no data moved for ${Math.round((now - lastMoveAt) / 1000)} s (stall timeout ${options.stallTimeoutMs} ms); a retry resumes`,
+        ),
+      );
+    }
+  }, tickMs);
+  let stopped = false;
+  return {
+    signal: controller.signal,
+    moved(bytes: number) {
+      bytesMoved += bytes;
+      movedSinceTick = true;
+    },
+    get bytesMoved() {
+      return bytesMoved;
+    },
+    get stalled() {
+      return stalled;
+    },
+    stop() {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(timer);
+      caller?.removeEventListener('abort', onCallerAbort);
+      report();
+    },
   };
 }
 
-/** Passes bytes through, reporting progress and, if given, hashing them. */
-function progressCounter(
-  startBytes: number,
-  totalBytes: number,
-  onProgress: CopyOptions['onProgress'],
-  hash?: Hash,
-): Transform {
-  const report = progressReporter(startBytes, totalBytes, onProgress);
-  return new Transform({
-    highWaterMark: 1 << 20,
-    transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-      hash?.update(chunk);
-      report(chunk.length);
-      callback(null, chunk);
-    },
-  });
+/** Runs a local file operation; its failure becomes a CopyIOError naming what was done. */
+async function io<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (error) {
+    throw ioError(`${what} failed`, error);
+  }
+}
+
+function ioError(what: string, error: unknown, note?: string): CopyIOError {
+  if (error instanceof CopyIOError) return error;
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const reason =
+    code === 'ENOSPC'
+      ? 'no space left on device (ENOSPC)'
+      : code === 'EIO'
+        ? 'I/O error (EIO)'
+        : errorMessage(error);
+  return new CopyIOError(`${what}: ${reason}${note ? `; ${note}` : ''}`, code);
+}
+
+function target(file: Omit<PodFile, 'path'>) {
+  return { namespace: file.namespace, pod: file.pod, container: file.container };
 }
 
 /** A plain file on this machine as a copy's destination (tests, benchmarks). */
 export function fileDestination(path: string): CopyDestination {
   return {
+    name: path,
     size: async () => (await localSize(path)) ?? 0,
-    readExisting: async () => createReadStream(path),
+    readExisting: async () => createReadStream(path, { highWaterMark: 1 << 20 }),
     async writeFrom(offset) {
       const handle = await open(path, (await localSize(path)) === undefined ? 'w' : 'r+', 0o600);
       try {
         await handle.truncate(offset);
+        return handle.createWriteStream({ start: offset, flush: true, highWaterMark: 1 << 20 });
       } catch (error) {
         await handle.close();
         throw error;
       }
-      return handle.createWriteStream({ start: offset, flush: true });
     },
   };
 }
 
-/** A plain file on this machine as a copy's source (tests, benchmarks): hashed once here. */
-export async function fileSource(path: string): Promise<CopySource> {
+/**
+ * A plain file on this machine as a copy's source (tests, benchmarks): hashed once here,
+ * unless its sha256 is given.
+ */
+export async function fileSource(path: string, sha256?: string): Promise<CopySource> {
   const sizeBytes = await localSize(path);
   if (sizeBytes === undefined) throw new Error(`${path} does not exist`);
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  let digest = sha256;
+  if (digest === undefined) {
+    const hash = createHash('sha256');
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }))
+      hash.update(chunk as Buffer);
+    digest = hash.digest('hex');
+  }
   return {
     name: path,
     sizeBytes,
-    sha256: hash.digest('hex'),
-    read: async (offset) => createReadStream(path, { start: offset }),
+    sha256: digest,
+    read: async (offset) => createReadStream(path, { start: offset, highWaterMark: 1 << 20 }),
   };
 }
 

@@ -47,7 +47,8 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
   return {
     /**
      * B3: copy the snapshot out of the pod into the backup's staged write. A retry resumes
-     * from the bytes already staged; the result's sha256 equals the pod's.
+     * from the bytes already staged. Nothing is hashed in the (live etcd) pod: the copy
+     * hashes the whole file on the way and checks the snapshot's own sha256 trailer.
      */
     async copySnapshotToRepository(input: BackupRef & { source: PodFileRef }): Promise<CopyResult> {
       const step = `copy ${input.source.pod}:${input.source.path} to backup ${input.backupId}`;
@@ -55,7 +56,11 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
         deps.kube.forCluster(input.source).config,
         input.source,
         stagingDestination(storeOf(input), keyOf(input)),
-        { onProgress: copyProgress(step), signal: cancellationSignal() },
+        {
+          onProgress: copyProgress(step),
+          signal: cancellationSignal(),
+          verify: 'snapshot-trailer',
+        },
       );
     },
 
@@ -163,6 +168,7 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
 /** A backup's staged write as the destination of a resumable copy out of a pod. */
 function stagingDestination(store: BackupStore, key: BackupKey): CopyDestination {
   return {
+    name: `the staged snapshot of backup ${key.backupId} in ${store.location}`,
     size: () => store.stagedBytes(key),
     readExisting: () => store.readStaged(key),
     writeFrom: (offset) => store.stage(key, offset),
