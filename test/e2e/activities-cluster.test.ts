@@ -1,23 +1,20 @@
 /**
  * The cluster-facing activities against the simulated admin cluster (real etcd, real
  * exec over WebSocket, fault injection): each called twice gives the same result and the
- * same cluster state; copies cut mid-stream resume to the same sha256; waits time out
- * cleanly; the PDB round-trips.
+ * same cluster state; waits time out cleanly; the PDB round-trips. The exec and copy
+ * transport under them is tested in transport.test.ts.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { parseWorkerConfig } from '../../activities/config/worker-config.js';
 import { type Activities, createActivities } from '../../activities/index.js';
 import { connectKube, mergePatch } from '../../activities/kube/client.js';
-import { copyFromPod, copyToPod, fileDestination, fileSource } from '../../activities/kube/copy.js';
-import { ExecStreamError, execInPod } from '../../activities/kube/exec.js';
+import { execInPod } from '../../activities/kube/exec.js';
 import { activityDeps } from '../../worker/create-worker.js';
 import { simWorkerConfig } from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
@@ -51,138 +48,11 @@ const cluster = () => ({ adminCluster: 'sim', namespace: ns });
 const replicasOf = async (name: string) =>
   (await kube().apps.readNamespacedStatefulSet({ name, namespace: ns })).spec?.replicas;
 const kube = () => connectKube(sim.kubeconfigPath);
-const etcdPod = (n: number) => ({ namespace: ns, pod: `kube-etcd-${n}`, container: 'kube-etcd' });
-const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
 async function podUids(labelSelector: string): Promise<string[]> {
   const pods = await kube().core.listNamespacedPod({ namespace: ns, labelSelector });
   return pods.items.map((p) => p.metadata?.uid ?? '').sort();
 }
-
-describe('exec', () => {
-  test('stdin in, stdout out, exit code kept', async () => {
-    const result = await execInPod(kube().config, {
-      ...etcdPod(0),
-      argv: ['sh', '-c', 'cat; echo oops >&2; exit 3'],
-      stdin: Readable.from([Buffer.from('hello '), Buffer.from('world')]),
-    });
-    assert.equal(result.exitCode, 3);
-    assert.equal(result.stdout, 'hello world');
-    assert.match(result.stderr, /oops/);
-  });
-
-  test('values reach the command as arguments, never through a shell', async () => {
-    const hostile = '$(touch /pwned); `id`';
-    const result = await execInPod(kube().config, { ...etcdPod(0), argv: ['echo', hostile] });
-    assert.equal(result.stdout, `${hostile}\n`);
-    const probe = await execInPod(kube().config, { ...etcdPod(0), argv: ['test', '-e', '/pwned'] });
-    assert.equal(probe.exitCode, 1);
-  });
-
-  test('a missing pod is an ExecStreamError with the HTTP status', async () => {
-    await assert.rejects(
-      execInPod(kube().config, { ...etcdPod(0), pod: 'no-such-pod', argv: ['true'] }),
-      (e: unknown) => e instanceof ExecStreamError && e.httpStatus === 404,
-    );
-  });
-
-  test('a stream cut before the status is an error, never a success', async () => {
-    sim.faults.dropExecAfterBytes(1000, { namespace: ns, pod: 'kube-etcd-1' });
-    await assert.rejects(
-      execInPod(kube().config, { ...etcdPod(1), argv: ['head', '-c', '100000', '/dev/zero'] }),
-      /closed without a status|exec stream/,
-    );
-  });
-});
-
-describe('copy', () => {
-  const size = 8 * 1024 * 1024 + 17;
-
-  test('out of a pod: cut mid-stream, resumed, byte-identical', async () => {
-    await execInPod(kube().config, {
-      ...etcdPod(0),
-      argv: ['sh', '-c', 'head -c "$1" /dev/urandom > /copy-out.bin', 'sh', String(size)],
-    });
-    const destination = join(scratch, 'copy-out.bin');
-    // The copy's first exec (stat and sha256sum) prints little; its second (tail) is cut.
-    sim.faults.dropExecAfterBytes(3 * 1024 * 1024, { namespace: ns, pod: 'kube-etcd-0', count: 2 });
-    const source = { ...etcdPod(0), path: '/copy-out.bin' };
-    await assert.rejects(copyFromPod(kube().config, source, fileDestination(destination)));
-    const partial = readFileSync(destination).length;
-    assert.ok(
-      partial > 0 && partial < size,
-      `a partial copy stays for the resume (${partial} bytes)`,
-    );
-
-    const result = await copyFromPod(kube().config, source, fileDestination(destination));
-    assert.equal(result.resumedFromBytes, partial);
-    assert.equal(result.sizeBytes, size);
-    const local = readFileSync(destination);
-    assert.equal(local.length, size);
-    const remote = await execInPod(kube().config, {
-      ...etcdPod(0),
-      argv: ['sha256sum', '/copy-out.bin'],
-    });
-    assert.equal(sha256(local), remote.stdout.split(' ')[0]);
-    assert.equal(result.sha256, sha256(local));
-
-    const again = await copyFromPod(kube().config, source, fileDestination(destination));
-    assert.equal(again.resumedFromBytes, size, 'a second copy sends nothing');
-    assert.equal(sha256(readFileSync(destination)), result.sha256);
-  });
-
-  test('into a pod: a stream cut mid-way is resumed, byte-identical', async () => {
-    const data = randomBytes(size);
-    const source = join(scratch, 'copy-in-cut.bin');
-    writeFileSync(source, data);
-    const destination = { ...etcdPod(1), path: '/copy-in-cut.bin' };
-    // Only the upload sends stdin; the copy's other execs are not cut.
-    sim.faults.dropExecAfterBytes(3 * 1024 * 1024, {
-      namespace: ns,
-      pod: 'kube-etcd-1',
-      direction: 'in',
-    });
-    await assert.rejects(copyToPod(kube().config, await fileSource(source), destination));
-    const partial = await execInPod(kube().config, {
-      ...etcdPod(1),
-      argv: ['stat', '-c', '%s', '/copy-in-cut.bin.part'],
-    });
-    const have = Number(partial.stdout.trim());
-    assert.ok(have > 0 && have < size, `a partial upload stays for the resume (${have} bytes)`);
-
-    const result = await copyToPod(kube().config, await fileSource(source), destination);
-    assert.equal(result.resumedFromBytes, have);
-    const remote = await execInPod(kube().config, {
-      ...etcdPod(1),
-      argv: ['sha256sum', '/copy-in-cut.bin'],
-    });
-    assert.equal(remote.stdout.split(' ')[0], sha256(data));
-  });
-
-  test('into a pod: a partial upload is resumed, then renamed into place', async () => {
-    const data = randomBytes(size);
-    const source = join(scratch, 'copy-in.bin');
-    writeFileSync(source, data);
-    // A previous attempt left the first 3 MiB under the temporary name.
-    const half = 3 * 1024 * 1024;
-    await execInPod(kube().config, {
-      ...etcdPod(2),
-      argv: ['sh', '-c', 'cat > /copy-in.bin.part'],
-      stdin: Readable.from([data.subarray(0, half)]),
-    });
-    const destination = { ...etcdPod(2), path: '/copy-in.bin' };
-    const result = await copyToPod(kube().config, await fileSource(source), destination);
-    assert.equal(result.resumedFromBytes, half);
-    const remote = await execInPod(kube().config, {
-      ...etcdPod(2),
-      argv: ['sh', '-c', 'sha256sum /copy-in.bin; test ! -e /copy-in.bin.part'],
-    });
-    assert.equal(remote.exitCode, 0, 'the temporary file is gone');
-    assert.equal(remote.stdout.split(' ')[0], sha256(data));
-    const again = await copyToPod(kube().config, await fileSource(source), destination);
-    assert.equal(again.resumedFromBytes, size, 'a second copy sends nothing');
-  });
-});
 
 describe('workloads', () => {
   const apiserver = { ...cluster(), kind: 'StatefulSet' as const, name: 'kube-apiserver' };
