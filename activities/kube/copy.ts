@@ -49,7 +49,8 @@ export interface CopyProgress {
 }
 
 export interface CopyOptions {
-  /** Called when the copy starts, about once a second while it runs, and at its end. */
+  /** Called when the first bytes move, about once a second while the copy runs, and at its
+   * end, with the bytes really moved (also when nothing was left to move). */
   onProgress?: (progress: CopyProgress) => void;
   /** Aborting stops the copy; it rejects with `signal.reason` (Temporal: CancelledFailure). */
   signal?: AbortSignal;
@@ -575,8 +576,11 @@ async function discard(destination: CopyDestination): Promise<string> {
 }
 
 /**
- * Progress about once a second, and stall detection: a signal that aborts with
- * CopyStalledError when no byte moved for `stallTimeoutMs`, or with the caller's reason.
+ * Progress at the first bytes (not before: Temporal sends an activity's first heartbeat at
+ * once and throttles the next, so the first should show bytes moving), then about once a
+ * second, and at the end; and stall
+ * detection: a signal that aborts with CopyStalledError when no byte moved for
+ * `stallTimeoutMs`, or with the caller's reason.
  */
 function copyWatch(
   startBytes: number,
@@ -594,7 +598,6 @@ function copyWatch(
   let lastReportAt = Date.now();
   let stalled = false;
   const report = () => options.onProgress?.({ bytesDone: startBytes + bytesMoved, totalBytes });
-  report();
   const tickMs = Math.max(10, Math.min(1000, options.stallTimeoutMs / 4));
   const timer = setInterval(() => {
     const now = Date.now();
@@ -602,7 +605,7 @@ function copyWatch(
       movedSinceTick = false;
       lastMoveAt = now;
     }
-    if (now - lastReportAt >= 1000 - tickMs / 2) {
+    if (bytesMoved > 0 && now - lastReportAt >= 1000 - tickMs / 2) {
       lastReportAt = now;
       report();
     }
@@ -620,8 +623,14 @@ function copyWatch(
   return {
     signal: controller.signal,
     moved(bytes: number) {
+      const first = bytesMoved === 0;
       bytesMoved += bytes;
       movedSinceTick = true;
+      if (first && bytes > 0) {
+        // The first bytes at once: a copy shorter than a second still shows it moved.
+        lastReportAt = Date.now();
+        report();
+      }
     },
     get bytesMoved() {
       return bytesMoved;

@@ -232,6 +232,7 @@ async function runExec(
   let sinkFailed = false;
   let closed = false;
   let endingSink = false;
+  let awaitingDrain = false;
   let socket: WebSocket | undefined;
 
   let markClosed!: (close: { code: number; reason: string }) => void;
@@ -270,9 +271,14 @@ async function runExec(
         if (sink) {
           if (sink.destroyed) {
             failSink(`the output of ${what} was closed before the command ended`);
-          } else if (!sink.write(data)) {
+          } else if (!sink.write(data) && !awaitingDrain) {
+            // Frames already read still arrive while paused; one 'drain' listener is enough.
+            awaitingDrain = true;
             ws.pause();
-            sink.once('drain', () => ws.resume());
+            sink.once('drain', () => {
+              awaitingDrain = false;
+              ws.resume();
+            });
           }
         } else {
           capturedBytes += data.length;
