@@ -42,6 +42,11 @@ export function cancellationSignal(): AbortSignal {
   return Context.current().cancellationSignal;
 }
 
+/** Which attempt of its activity this is (1 for the first). */
+export function activityAttempt(): number {
+  return Context.current().info.attempt;
+}
+
 /** Waits that heartbeat what they wait for and stop when the activity is cancelled. */
 export function activityWait(step: string, timeoutMs: number): WaitOptions {
   return {

@@ -21,11 +21,14 @@ export const quick = proxyActivities<Activities>({
   retry: { ...retry, maximumAttempts: 10 },
 });
 
+/** How many times a long activity is attempted (a backup cleans up after each of its attempts). */
+export const LONG_ATTEMPTS = 10;
+
 /** Copies, hashing, restores and waits: long, with progress in their heartbeats. */
 export const long = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout,
-  retry: { ...retry, maximumAttempts: 10 },
+  retry: { ...retry, maximumAttempts: LONG_ATTEMPTS },
 });
 
 /**

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  backupSnapshotLeftovers,
+  backupSnapshotPathInPod,
   type ClusterProfile,
   type EndpointHealth,
   type EtcdHealthReport,
@@ -20,9 +22,9 @@ import {
   type SnapshotStatus,
 } from '../../workflows/contract/index.js';
 import { assertStopped } from '../cluster/workloads.js';
-import { activityWait, cancellationSignal, heartbeat } from '../context.js';
+import { activityAttempt, activityWait, cancellationSignal, heartbeat } from '../context.js';
 import type { KubeClients } from '../kube/client.js';
-import { type PodFile, statPodFile } from '../kube/copy.js';
+import { type PodFile, podFileSize, statPodFile } from '../kube/copy.js';
 import { CommandFailedError, execInPod, execInPodChecked } from '../kube/exec.js';
 import { waitUntil } from '../kube/wait.js';
 import {
@@ -50,6 +52,9 @@ import {
   restoreIntoScratchArgv,
   swapMemberDataArgv,
 } from './member-data.js';
+
+/** etcdctl's --command-timeout for a snapshot save: a save that cannot finish ends, and is retried. */
+const SNAPSHOT_SAVE_TIMEOUT_S = 1800;
 
 /** The member's data PVC has room for the restored data beside the old (restore into scratch). */
 export interface VolumeSpace {
@@ -107,30 +112,41 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
 
   return {
     /**
-     * B1–B2: `etcdctl snapshot save` in the etcd pod, to a path unique to this backup. A
-     * retry finds a snapshot already saved there (etcdctl renames it into place only when
-     * complete) and describes it instead of saving another.
+     * B1–B2: `etcdctl snapshot save` in the etcd pod, to a file of this attempt's own
+     * (backupSnapshotPathInPod): an abandoned attempt's etcdctl may still be writing its
+     * file, so each attempt first removes what the earlier ones left and then writes its
+     * own. Nothing is hashed in the pod (the copy out hashes it on the way, B3); etcd's
+     * `snapshot status` reads the revision the keyspace fingerprint is taken at.
      */
     async saveSnapshotInPod(
-      input: PodRef & { profile: ClusterProfile; path: string },
+      input: PodRef & { profile: ClusterProfile; backupId: string },
     ): Promise<SnapshotInPod> {
       const kube = kubeFor(input);
-      heartbeat({ step: `etcdctl snapshot save in ${input.pod}` });
-      let file = await statPodFile(kube.config, podFile(input, input.path), cancellationSignal());
-      if (!file) {
+      const attempt = activityAttempt();
+      const path = backupSnapshotPathInPod(input.profile, input.backupId, attempt);
+      heartbeat({ step: `etcdctl snapshot save ${path} in ${input.pod}` });
+      const earlier = backupSnapshotLeftovers(input.profile, input.backupId, attempt - 1);
+      if (earlier.length > 0) await exec(input, ['rm', '-f', '--', ...earlier]);
+      let sizeBytes = await podFileSize(kube.config, podFile(input, path), {
+        signal: cancellationSignal(),
+      });
+      if (sizeBytes === undefined) {
         await execInPodChecked(kube.config, {
-          ...podFile(input, input.path),
-          argv: snapshotSaveCommand(input.profile, input.path),
+          ...podFile(input, path),
+          name: 'etcdctl snapshot save',
+          argv: snapshotSaveCommand(input.profile, path, undefined, SNAPSHOT_SAVE_TIMEOUT_S),
+          signal: cancellationSignal(),
+          // etcdctl gives up at its --command-timeout; the exec a minute later.
+          timeoutMs: (SNAPSHOT_SAVE_TIMEOUT_S + 60) * 1000,
+        });
+        sizeBytes = await podFileSize(kube.config, podFile(input, path), {
           signal: cancellationSignal(),
         });
-        file = await statPodFile(kube.config, podFile(input, input.path), cancellationSignal());
-        if (!file)
-          throw new Error(
-            `etcdctl snapshot save succeeded but ${input.path} is missing in ${input.pod}`,
-          );
+        if (sizeBytes === undefined)
+          throw new Error(`etcdctl snapshot save succeeded but ${path} is missing in ${input.pod}`);
       }
-      const status = await snapshotStatusInPod(input, input.path);
-      return { path: input.path, ...file, status };
+      const status = await snapshotStatusInPod(input, path);
+      return { path, sizeBytes, status };
     },
 
     /**
@@ -309,9 +325,21 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     async readKeyspaceAt(
       input: PodRef & { profile: ClusterProfile; revision: number; cluster: boolean },
     ): Promise<KeyspaceAt> {
-      const count = await exec(input, keyCountCommand(input.profile, input.revision));
-      const hashes = await exec(
-        input,
+      // A compacted revision stays compacted: said at once, not retried.
+      const atRevision = (argv: string[]) =>
+        exec(input, argv).catch((error: unknown) => {
+          if (
+            error instanceof CommandFailedError &&
+            /required revision has been compacted/.test(error.stderr)
+          )
+            throw ApplicationFailure.nonRetryable(
+              `revision ${input.revision} has been compacted in ${input.pod}: ${error.message}`,
+              FailureType.RevisionCompacted,
+            );
+          throw error;
+        });
+      const count = await atRevision(keyCountCommand(input.profile, input.revision));
+      const hashes = await atRevision(
         hashKvCommand(input.profile, input.revision, { cluster: input.cluster }),
       );
       return {

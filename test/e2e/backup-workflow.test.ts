@@ -232,7 +232,11 @@ test('a backup holds the keys written before it, not after; manifest, file mode,
   assert.equal(progress.outcome, 'succeeded');
   assert.equal(progress.operation, 'backup');
   assert.match(progress.step, new RegExp(`backup ${backup.id} stored and verified`));
-  assert.ok(progress.log.some((l) => / B3 copy the snapshot out of the pod$/.test(l)));
+  assert.ok(
+    progress.log.some((l) =>
+      / B3 copy the snapshot out of the pod, hashing it on the way$/.test(l),
+    ),
+  );
 });
 
 test('started with the Temporal CLI binary, it succeeds and the backup is listed', async () => {

@@ -595,12 +595,14 @@ describe('copy', () => {
 
 describe('copy of an etcd snapshot out of the etcd pod (B2, B3)', () => {
   test("a real snapshot, saved by etcdctl in the pod, is copied without hashing in the pod; the sha256 is the pod's", async () => {
-    const pod = { ...etcdPod(0), path: '/backup-real.db' };
     const saved = await runActivity('saveSnapshotInPod', {
-      ...pod,
+      ...etcdPod(0),
       profile: memberProfile(sim.profile, 0),
+      backupId: 'real-1',
     });
+    assert.equal(saved.path, '/snapshot-real-1.1.db', "the first attempt's own file");
     assert.ok(hasSnapshotTrailerSize(saved.sizeBytes));
+    const pod = { ...etcdPod(0), path: saved.path };
     const backup = { repository: 'local', userClusterName: ns, backupId: 'real-1' };
     // Cut the stream once: the resume recomputes the hash of what was staged.
     sim.faults.dropExecAfterBytes(Math.floor(saved.sizeBytes / 3), {
@@ -610,8 +612,28 @@ describe('copy of an etcd snapshot out of the etcd pod (B2, B3)', () => {
     // The first exec of the copy is `wc -c` (a few bytes): it is cut only if over the limit.
     await runActivity('copySnapshotToRepository', { ...backup, source: pod }).catch(() => {});
     const copy = await runActivity('copySnapshotToRepository', { ...backup, source: pod });
-    assert.equal(copy.sha256, saved.sha256, "the copy's sha256 is the pod's sha256sum");
+    assert.equal(
+      copy.sha256,
+      await podSha256(etcdPod(0), saved.path),
+      "the copy's sha256 is the file's",
+    );
     assert.equal(copy.sizeBytes, saved.sizeBytes);
+  });
+
+  test("a retried save writes its own file and removes what earlier attempts left (an abandoned etcdctl's .part)", async () => {
+    await putInPod(etcdPod(0), '/snapshot-race-1.1.db.part', Buffer.from('half a snapshot'));
+    const saved = await runActivity(
+      'saveSnapshotInPod',
+      { ...etcdPod(0), profile: memberProfile(sim.profile, 0), backupId: 'race-1' },
+      new MockActivityEnvironment({ attempt: 2 }),
+    );
+    assert.equal(saved.path, '/snapshot-race-1.2.db');
+    assert.ok(hasSnapshotTrailerSize(saved.sizeBytes));
+    const left = execInPodChecked(kube().config, {
+      ...etcdPod(0),
+      argv: ['sh', '-c', 'ls / | grep snapshot-race-1 || true'],
+    });
+    assert.equal((await left).stdout.trim(), 'snapshot-race-1.2.db');
   });
 
   test('a corrupted or truncated snapshot never verifies, and the partial copy is discarded', async () => {

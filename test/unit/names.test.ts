@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   backupIdSchema,
+  backupSnapshotLeftovers,
   backupSnapshotPathInPod,
   clusterLockId,
   clusterProfileSchema,
@@ -69,7 +70,13 @@ describe('names derived from the profile', () => {
       'kube-etcd-0=https://kube-etcd-0.kube-etcd:2380,kube-etcd-1=https://kube-etcd-1.kube-etcd:2380,kube-etcd-2=https://kube-etcd-2.kube-etcd:2380',
     );
     assert.equal(restoreSnapshotPathInPod(gke), '/snapshot.db');
-    assert.equal(backupSnapshotPathInPod(gke, 'b1'), '/snapshot-b1.db');
+    assert.equal(backupSnapshotPathInPod(gke, 'b1', 2), '/snapshot-b1.2.db');
+    assert.deepEqual(backupSnapshotLeftovers(gke, 'b1', 2), [
+      '/snapshot-b1.1.db',
+      '/snapshot-b1.1.db.part',
+      '/snapshot-b1.2.db',
+      '/snapshot-b1.2.db.part',
+    ]);
     assert.equal(memberProfile(gke, 2).etcdEndpoint, 'https://127.0.0.1:2379');
   });
 

@@ -8,14 +8,15 @@
  * taken at the same compact revision (see workflows/restore/checks.ts).
  */
 import { CancellationScope, isCancellation, uuid4, workflowInfo } from '@temporalio/workflow';
-import { long, quick } from '../activities.js';
+import { LONG_ATTEMPTS, long, quick } from '../activities.js';
 import { acquireClusterLock, type ClusterLock } from '../cluster-lock.js';
 import {
   type BackupUserClusterInput,
   type BackupUserClusterResult,
-  backupSnapshotPathInPod,
+  backupSnapshotLeftovers,
   backupUserClusterInputSchema,
   FailureType,
+  failureTypeOf,
   formatBackupId,
   memberProfile,
   parseWorkflowInput,
@@ -73,7 +74,8 @@ export async function backupUserCluster(
   const { profile } = target;
   const cluster = { adminCluster: target.adminCluster, namespace: userClusterName };
   const backup = { repository: target.repository, userClusterName, backupId };
-  const pathInPod = backupSnapshotPathInPod(profile, backupId);
+  // Every file the save's attempts may leave in the pod: removed at the end, whatever happens.
+  const leftovers = backupSnapshotLeftovers(profile, backupId, LONG_ATTEMPTS);
   let sourcePod: { pod: string; container: string } | undefined;
   try {
     progress.step('B1 preflight: namespace, etcd Secret, a ready member to snapshot');
@@ -89,30 +91,44 @@ export async function backupUserCluster(
 
     progress.step(`B2 etcdctl snapshot save in ${source.pod}`);
     const snapshot = await long.saveSnapshotInPod.executeWithOptions(
-      { summary: `B2 etcdctl snapshot save ${pathInPod} in ${source.pod}` },
-      [{ ...pod, profile: sourceProfile, path: pathInPod }],
+      { summary: `B2 etcdctl snapshot save in ${source.pod}` },
+      [{ ...pod, profile: sourceProfile, backupId }],
     );
+    const pathInPod = snapshot.path;
     const { revision, totalKey, hash } = snapshot.status;
     progress.fact(
       'snapshot',
-      `revision ${revision}, ${totalKey} keys, ${snapshot.sizeBytes} bytes, sha256 ${snapshot.sha256}`,
+      `${pathInPod}: revision ${revision}, ${totalKey} keys, ${snapshot.sizeBytes} bytes`,
     );
-    const keyspace = await long.readKeyspaceAt.executeWithOptions(
-      { summary: `keyspace of ${source.pod} at revision ${revision}` },
-      [{ ...pod, profile: sourceProfile, revision, cluster: false }],
-    );
-    const fingerprint = keyspace.hashes[0];
-    progress.fact(
-      'keyspace',
-      `${keyspace.keyCount} keys at revision ${revision}, hashkv ${fingerprint?.hash} at compact revision ${fingerprint?.compactRevision}`,
-    );
+    // Read at once: kube-apiserver compacts revisions older than its interval (5 min).
+    const keyspace = await long.readKeyspaceAt
+      .executeWithOptions({ summary: `keyspace of ${source.pod} at revision ${revision}` }, [
+        { ...pod, profile: sourceProfile, revision, cluster: false },
+      ])
+      .catch((error: unknown) => {
+        if (failureTypeOf(error) !== FailureType.RevisionCompacted) throw error;
+        warnings.push(
+          `revision ${revision} was compacted before its keyspace could be read: the backup records no key count ` +
+            'and no hash, and a restore from it cannot compare them',
+        );
+        return undefined;
+      });
+    const fingerprint = keyspace?.hashes[0];
+    if (keyspace)
+      progress.fact(
+        'keyspace',
+        `${keyspace.keyCount} keys at revision ${revision}, hashkv ${fingerprint?.hash} at compact revision ${fingerprint?.compactRevision}`,
+      );
 
-    progress.step('B3 copy the snapshot out of the pod');
+    progress.step('B3 copy the snapshot out of the pod, hashing it on the way');
     const copy = await long.copySnapshotToRepository.executeWithOptions(
       { summary: `B3 copy ${source.pod}:${pathInPod} to backup ${backupId}` },
       [{ ...backup, source: { ...pod, path: pathInPod } }],
     );
-    progress.fact('copied', `${copy.sizeBytes} bytes (resumed from ${copy.resumedFromBytes})`);
+    progress.fact(
+      'copied',
+      `${copy.sizeBytes} bytes, sha256 ${copy.sha256} (resumed from ${copy.resumedFromBytes})`,
+    );
 
     progress.step('B4 store the backup outside the cluster, with its manifest');
     const record = await long.commitBackup.executeWithOptions(
@@ -124,12 +140,12 @@ export async function backupUserCluster(
             member: source.member,
             sourcePod: source.pod,
             createdAt: new Date().toISOString(),
-            sha256: snapshot.sha256,
-            sizeBytes: snapshot.sizeBytes,
+            sha256: copy.sha256,
+            sizeBytes: copy.sizeBytes,
             revision,
             totalKeys: totalKey,
             etcdHash: hash,
-            keyCount: keyspace.keyCount,
+            ...(keyspace ? { keyCount: keyspace.keyCount } : {}),
             ...(fingerprint
               ? { kvHash: fingerprint.hash, kvHashCompactRevision: fingerprint.compactRevision }
               : {}),
@@ -147,11 +163,9 @@ export async function backupUserCluster(
 
     progress.step(`remove ${pathInPod} from ${source.pod}`);
     // The backup is stored and verified: a file left in the pod is worth a warning, not a failure.
-    await quick
-      .removeFilesInPod({ ...pod, paths: [pathInPod, `${pathInPod}.part`] })
-      .catch((error: unknown) => {
-        warnings.push(`${pathInPod} may be left in ${source.pod}: ${describeError(error)}`);
-      });
+    await quick.removeFilesInPod({ ...pod, paths: leftovers }).catch((error: unknown) => {
+      warnings.push(`${pathInPod} may be left in ${source.pod}: ${describeError(error)}`);
+    });
     sourcePod = undefined;
 
     let prunedBackupIds: string[] = [];
@@ -174,7 +188,7 @@ export async function backupUserCluster(
       // Leave nothing behind: the snapshot file (or its .part) in the pod, a staged copy.
       if (sourcePod) {
         await quick
-          .removeFilesInPod({ ...cluster, ...sourcePod, paths: [pathInPod, `${pathInPod}.part`] })
+          .removeFilesInPod({ ...cluster, ...sourcePod, paths: leftovers })
           .catch(() => {});
       }
       await quick.abortBackup(backup).catch(() => {});

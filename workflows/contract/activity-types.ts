@@ -166,10 +166,10 @@ export interface SnapshotStatus {
 }
 
 /** A snapshot file in a pod, described as the backup manifest needs it. */
+/** A snapshot saved in a pod (B2): where, its size, etcd's reading of it. Hashed only on its way out. */
 export interface SnapshotInPod {
   path: string;
   sizeBytes: number;
-  sha256: string;
   status: SnapshotStatus;
 }
 

@@ -2,6 +2,8 @@
  * Every `ApplicationFailure.type` this project raises: what callers, operators and the
  * workflows match on. One list, so a type is never spelled two ways.
  */
+import { ApplicationFailure } from '@temporalio/common';
+
 export const FailureType = {
   /** A workflow input is wrong; the message names the field. Never retried. */
   InvalidInput: 'InvalidInput',
@@ -36,6 +38,8 @@ export const FailureType = {
   KubeconfigUnloadable: 'KubeconfigUnloadable',
   /** A snapshot in a pod is not the backup, or not a valid etcd snapshot. */
   CorruptSnapshot: 'CorruptSnapshot',
+  /** etcd has compacted the revision asked for: what it held then cannot be read any more. */
+  RevisionCompacted: 'RevisionCompacted',
   /** etcdctl printed something that cannot be read; another try prints the same. */
   EtcdctlOutput: 'EtcdctlOutput',
   /** Backup store: no such backup, or no such staged write. */
@@ -56,3 +60,11 @@ export const BACKUP_FAILURE_TYPES: ReadonlySet<string> = new Set([
   FailureType.BackupConflict,
   FailureType.BackupInvalidArgument,
 ]);
+
+/** The failure type of an error or of its causes (an activity's failure is its cause). */
+export function failureTypeOf(error: unknown): string | undefined {
+  for (let e: unknown = error; e instanceof Error; e = e.cause) {
+    if (e instanceof ApplicationFailure && e.type) return e.type;
+  }
+  return undefined;
+}

@@ -87,9 +87,29 @@ export function defaultRestoreDataDir(profile: ClusterProfile, member: number): 
   return podJoin(profile.workDir, `${memberPodName(profile, member)}.etcd`);
 }
 
-/** B2: the snapshot file a backup saves in the etcd pod, unique to the backup. */
-export function backupSnapshotPathInPod(profile: ClusterProfile, backupId: string): string {
-  return podJoin(profile.workDir, `snapshot-${backupId}.db`);
+/**
+ * B2: the snapshot file attempt N of a backup's save writes in the etcd pod. Unique to the
+ * attempt: an abandoned attempt's etcdctl may still be writing its own file in the pod,
+ * and two etcdctl writing one `.part` would make a snapshot of neither.
+ */
+export function backupSnapshotPathInPod(
+  profile: ClusterProfile,
+  backupId: string,
+  attempt: number,
+): string {
+  return podJoin(profile.workDir, `snapshot-${backupId}.${attempt}.db`);
+}
+
+/** Every file attempts 1..`attempts` of a backup's save may leave in the pod, `.part` files included. */
+export function backupSnapshotLeftovers(
+  profile: ClusterProfile,
+  backupId: string,
+  attempts: number,
+): string[] {
+  return Array.from({ length: attempts }, (_, i) => {
+    const path = backupSnapshotPathInPod(profile, backupId, i + 1);
+    return [path, `${path}.part`];
+  }).flat();
 }
 
 /** R3, H5b: where the snapshot to restore is copied in the utility pod (`/snapshot.db`). */

@@ -21,6 +21,7 @@ import {
 } from '@temporalio/workflow';
 import {
   FailureType,
+  failureTypeOf,
   type OperatorDecision,
   operatorDecisionSchema,
   problemWith,
@@ -65,14 +66,6 @@ const ADVICE: Partial<Record<string, string>> = {
   [FailureType.NoSpace]: "make room on the member's volume (the error says how much is needed)",
   [FailureType.MissingTools]: 'use a utility image that has the tools the error names',
 };
-
-/** The failure type of an error or of its causes (an activity's failure is its cause). */
-function failureTypeOf(error: unknown): string | undefined {
-  for (let e: unknown = error; e instanceof Error; e = e.cause) {
-    if (e instanceof ApplicationFailure && e.type) return e.type;
-  }
-  return undefined;
-}
 
 /** An operator chose to finish by hand: the restore ends, listing what is not put back. */
 export class HandedOver extends Error {
