@@ -29,6 +29,7 @@ const recordSchema = z.object({
       spec: z.record(z.string(), z.unknown()),
     })
     .optional(),
+  memberNodes: z.record(z.string().regex(/^\d$/), z.string().min(1)),
 });
 
 export async function readRestoreRecord(

@@ -184,7 +184,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     },
 
     /**
-     * Before anything is changed: the tools the restore will run in this pod are all there.
+     * Before anything is changed: the tools a backup or restore will run in this pod are all there.
      * MissingTools (non-retryable) names every one that is not; an image without `sh` is
      * reported as missing `sh`.
      */
@@ -202,7 +202,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       if (missing.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `the image of ${input.namespace}/${input.pod} (container ${input.container}) lacks ${missing.join(', ')}; ` +
-            `the restore needs ${input.tools.join(', ')} there. Nothing was changed by this check.`,
+            `it needs ${input.tools.join(', ')} there. Nothing was changed by this check.`,
           FailureType.MissingTools,
         );
       }

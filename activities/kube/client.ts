@@ -77,6 +77,26 @@ export function httpStatusOf(error: unknown): number | undefined {
   return undefined;
 }
 
+/**
+ * A Kubernetes API error (client-node's ApiException: status, headers, body) in one line,
+ * `HTTP 403 Forbidden: <the Status object's message>`, for workflow history and people;
+ * undefined for anything else.
+ */
+export function kubeApiErrorMessage(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const { code, body } = error as { code?: unknown; body?: unknown };
+  if (typeof code !== 'number' || body === undefined) return undefined;
+  let status: { reason?: unknown; message?: unknown } = {};
+  try {
+    status = (typeof body === 'string' ? JSON.parse(body) : body) as typeof status;
+  } catch {
+    status = { message: String(body).slice(0, 300) };
+  }
+  const reason = typeof status.reason === 'string' ? ` ${status.reason}` : '';
+  const message = typeof status.message === 'string' ? `: ${status.message.slice(0, 500)}` : '';
+  return `HTTP ${code}${reason}${message}`;
+}
+
 export const isNotFound = (error: unknown) => httpStatusOf(error) === 404;
 export const isAlreadyExists = (error: unknown) => httpStatusOf(error) === 409;
 

@@ -304,6 +304,7 @@ describe('names, records and the state inspection refuses', () => {
       workflowId: 'r1',
       startedAt: '2026-12-01T00:00:00Z',
       replicas: { etcd: 3, apiserver: 3, maintenance: 1 },
+      memberNodes: { '0': 'n0', '1': 'n1', '2': 'n2' },
     };
     assert.deepEqual(await activities.recordRestore({ ...cluster(), record: first }), first);
     const second = {

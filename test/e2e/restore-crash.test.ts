@@ -14,6 +14,9 @@
  *   3. the simulated API server answers 429/500/503 and cuts exec streams, spread over the
  *      run.
  *
+ * The cluster runs with compaction on (kube-apiserver's compactor) and kube-etcd
+ * OrderedReady, as real clusters do.
+ *
  * Each time the restore must end verified, with the backup's data readable from every
  * member, a key written after the backup absent, replica counts and PDB as before, and
  * no protocol violation recorded by the simulator.
@@ -186,7 +189,15 @@ async function prepareCluster(
   options: { bigValues?: number } = {},
 ): Promise<PreparedCluster> {
   const ns = `crash-${name}`;
-  const sim = await startSimCluster({ members: 3, userClusterName: ns, adminEtcd: false });
+  // The real world's defaults: kube-apiserver compacts etcd (every 2 s here, 5 min there),
+  // and kube-etcd is OrderedReady (Kubernetes' default podManagementPolicy).
+  const sim = await startSimCluster({
+    members: 3,
+    userClusterName: ns,
+    adminEtcd: false,
+    compactEveryMs: 2000,
+    etcdPodManagementPolicy: 'OrderedReady',
+  });
   sims.push(sim);
   const taskQueue = `restore-crash-${name}-${randomBytes(4).toString('hex')}`;
   const fleet = new WorkerFleet({

@@ -880,7 +880,7 @@ describe('the worker disk fills up (ENOSPC)', () => {
   const filler = () => join(tiny, 'filler');
   const fill = (bytes: number) => writeFileSync(filler(), Buffer.alloc(bytes));
 
-  test('a copy into the backup store on a full disk fails naming the file, retryably; freed, the retry resumes byte-identical', async () => {
+  test('a copy into the backup store on a full disk fails naming the file (NoSpace); freed, a new attempt resumes byte-identical', async () => {
     const data = snapshotShaped(6 * MiB);
     await putInPod(etcdPod(0), '/enospc.db', data);
     fill(5 * MiB);
@@ -892,7 +892,11 @@ describe('the worker disk fills up (ENOSPC)', () => {
     };
     await assert.rejects(runActivity('copySnapshotToRepository', input), (e: unknown) => {
       assert.ok(e instanceof Error);
-      assert.ok(!(e instanceof ApplicationFailure && e.nonRetryable), 'retryable');
+      // A full repository stays full until someone makes room: said at once, not retried.
+      assert.ok(
+        e instanceof ApplicationFailure && e.nonRetryable && e.type === 'NoSpace',
+        String(e),
+      );
       assert.match(e.message, /no space left on device \(ENOSPC\)/);
       assert.ok(e.message.includes(`the staged snapshot of backup enospc-1 in ${tiny}`), e.message);
       assert.match(e.message, /at byte \d+ of 6291488/);

@@ -1,5 +1,5 @@
 /** What a restore must leave as it found it, read back from the simulated cluster's API. */
-import { connectKube } from '../../activities/kube/client.js';
+import { connectKube, readOptional } from '../../activities/kube/client.js';
 import type { SimCluster } from '../sim/index.js';
 
 export interface ControlPlaneState {
@@ -21,14 +21,14 @@ export async function readControlPlane(
     name: 'gke-master-etcd-maintenance',
     namespace,
   });
-  const pdb = await kube.policy.readNamespacedPodDisruptionBudget({
-    name: 'kube-apiserver-pdb',
-    namespace,
-  });
+  // A PDB a restore left deleted reads as "absent", so it can be compared like the rest.
+  const pdb = await readOptional(() =>
+    kube.policy.readNamespacedPodDisruptionBudget({ name: 'kube-apiserver-pdb', namespace }),
+  );
   return {
     etcd: await sts('kube-etcd'),
     apiserver: await sts('kube-apiserver'),
     maintenance: deploy.spec?.replicas,
-    pdbSpec: JSON.stringify(pdb.spec),
+    pdbSpec: pdb ? JSON.stringify(pdb.spec) : 'absent',
   };
 }

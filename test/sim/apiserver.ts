@@ -158,6 +158,17 @@ export class ApiServer {
     if (code === 503)
       return new ApiError(503, 'ServiceUnavailable', 'sim: injected fault: service unavailable');
     if (code === 504) return new ApiError(504, 'Timeout', 'sim: injected fault: timeout');
+    if (code === 401) return new ApiError(401, 'Unauthorized', 'Unauthorized');
+    if (code === 403) {
+      // The real API server's wording: who, which verb, which resource, where.
+      const what = info.subresource ? `${info.resource}/${info.subresource}` : info.resource;
+      return new ApiError(
+        403,
+        'Forbidden',
+        `${info.resource}${info.name ? ` "${info.name}"` : ''} is forbidden: User "sim-admin" cannot ${info.verb} resource "${what}"` +
+          `${info.namespace ? ` in the namespace "${info.namespace}"` : ''} (sim: injected fault)`,
+      );
+    }
     return new ApiError(500, 'InternalError', 'sim: injected fault: internal error');
   }
 

@@ -69,8 +69,11 @@ export class Faults {
   /** How many requests were failed on purpose so far. */
   injected = 0;
 
-  /** Answer the next `count` matching requests with `code` (429 carries `Retry-After: 1`). */
-  failNext(count: number, code: 429 | 500 | 503 | 504, match?: RequestMatch): void {
+  /**
+   * Answer the next `count` matching requests with `code` (429 carries `Retry-After: 1`;
+   * 401 and 403 are what a rotated credential or a narrowed Role give).
+   */
+  failNext(count: number, code: 401 | 403 | 429 | 500 | 503 | 504, match?: RequestMatch): void {
     this.fails.push({ remaining: count, code, ...(match ? { match } : {}) });
   }
 

@@ -15,6 +15,7 @@ import {
 import {
   changesSince,
   checkCluster,
+  memberNode,
   originalReplicas,
   type RestoredEtcd,
   verifyControlPlane,
@@ -124,8 +125,9 @@ describe('checkCluster', () => {
     assert.equal(checkCluster(one, undefined, profile), 1);
   });
 
-  test('after an abandoned restore (workloads at 0), the recorded originals count', () => {
+  test('after an abandoned restore (workloads at 0, no member pod), the recorded originals and nodes count', () => {
     const left = inventory(3, {
+      members: [],
       etcdReplicas: 0,
       apiserverReplicas: 0,
       maintenanceReplicas: 0,
@@ -133,10 +135,18 @@ describe('checkCluster', () => {
         workflowId: 'old',
         startedAt: '2026-11-30T10:00:00Z',
         replicas: { etcd: 3, apiserver: 3, maintenance: 1 },
+        memberNodes: { '0': 'node-0', '1': 'node-1', '2': 'node-2' },
       },
     });
     assert.deepEqual(originalReplicas(left), { etcd: 3, apiserver: 3, maintenance: 1 });
     assert.equal(checkCluster(left, undefined, profile), 3, 'not "0 replicas: only 1 or 3"');
+    assert.equal(memberNode(left, 2), 'node-2', 'from the record: no pod says it');
+    failsWith(
+      () =>
+        checkCluster({ ...left, previousRestore: undefined, etcdReplicas: 3 }, undefined, profile),
+      FailureType.ClusterState,
+      /kube-etcd-0 has no pod on a node: its node cannot be known/,
+    );
   });
 });
 

@@ -15,6 +15,7 @@ import {
   type BackupUserClusterResult,
   backupSnapshotLeftovers,
   backupUserClusterInputSchema,
+  ETCD_POD_BACKUP_TOOLS,
   FailureType,
   failureTypeOf,
   formatBackupId,
@@ -84,10 +85,15 @@ export async function backupUserCluster(
       [{ ...cluster, profile, member: params.sourceMember }],
     );
     progress.fact('source', `${source.pod} on node ${source.nodeName ?? '?'} (${source.reason})`);
-    sourcePod = { pod: source.pod, container: profile.etcdContainer };
-    const pod = { ...cluster, ...sourcePod };
+    const pod = { ...cluster, pod: source.pod, container: profile.etcdContainer };
     // etcdctl in the pod talks to its own member (see memberProfile).
     const sourceProfile = memberProfile(profile, source.member);
+    await quick.checkPodTools.executeWithOptions(
+      { summary: `B2 the tools a backup runs in ${source.pod}` },
+      [{ ...pod, tools: ETCD_POD_BACKUP_TOOLS }],
+    );
+    // From here the pod may hold this backup's files: they are removed whatever happens.
+    sourcePod = { pod: source.pod, container: profile.etcdContainer };
 
     progress.step(`B2 etcdctl snapshot save in ${source.pod}`);
     const snapshot = await long.saveSnapshotInPod.executeWithOptions(

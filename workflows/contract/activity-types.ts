@@ -139,6 +139,8 @@ export interface RestoreRecord {
   replicas: ReplicaCounts;
   /** The PDB deleted in H2, if there was one. */
   pdb?: PdbManifest;
+  /** Member N's node ("0" → node): once kube-etcd is stopped, no pod says where it ran. */
+  memberNodes: Record<string, string>;
 }
 
 /** How kube-etcd's pods are started, as far as a restore's H6 depends on it. */

@@ -32,6 +32,13 @@ export const FailureType = {
   StartedAgain: 'StartedAgain',
   /** A wait for pods, replicas or etcd health ran out of time. */
   WaitTimeout: 'WaitTimeout',
+  /**
+   * The pod a command was to run in is gone (evicted, deleted). The activity does not retry
+   * into nothing: the workflow's step runs again from its start, which makes the pod again.
+   */
+  PodGone: 'PodGone',
+  /** The API server answered 429 or 5xx (or a 404 while things move): retried. */
+  KubeApiUnavailable: 'KubeApiUnavailable',
   /** The API server refused the request for good (400, 401, 403, 405, 415, 422). */
   KubeApiRejected: 'KubeApiRejected',
   /** The kubeconfig the worker's configuration gives an admin cluster cannot be loaded. */

@@ -22,3 +22,10 @@ export const UTILITY_POD_TOOLS: readonly string[] = [
   'sync',
   'df',
 ];
+
+/**
+ * The kube-etcd image, for a backup (B2, B3): the runbook's `kubectl exec … etcdctl snapshot
+ * save` and its `kubectl cp` need a shell there; the copy out reads with `tail`, sizes with
+ * `wc`, and the clean-up removes with `rm`. (A distroless etcd image has none of them.)
+ */
+export const ETCD_POD_BACKUP_TOOLS: readonly string[] = ['sh', 'etcdctl', 'wc', 'tail', 'rm'];

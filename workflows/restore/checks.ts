@@ -38,6 +38,17 @@ export function originalReplicas(inventory: ClusterInventory): ReplicaCounts {
 }
 
 /**
+ * The node member N runs on: its pod's, or — when kube-etcd was stopped by a restore that
+ * did not finish — the one that restore recorded.
+ */
+export function memberNode(inventory: ClusterInventory, n: number): string | undefined {
+  return (
+    inventory.members.find((m) => m.member === n)?.nodeName ??
+    inventory.previousRestore?.memberNodes[String(n)]
+  );
+}
+
+/**
  * The number of members to restore, after checking the cluster is as the runbook expects:
  * 1 or 3 members, each with a pod on its own existing node, and each with its PVC; and a
  * kube-etcd the restore can start again (OrderedReady with a readiness probe that goes
@@ -62,15 +73,15 @@ export function checkCluster(
     );
   }
   for (const n of range(members)) {
-    const pod = inventory.members.find((m) => m.member === n);
     const name = memberPodName(profile, n);
-    if (!pod?.nodeName) problems.push(`${name} has no pod on a node: its node cannot be known`);
-    else if (!inventory.nodes.includes(pod.nodeName))
-      problems.push(`node ${pod.nodeName} of ${name} does not exist`);
+    const node = memberNode(inventory, n);
+    if (!node) problems.push(`${name} has no pod on a node: its node cannot be known`);
+    else if (!inventory.nodes.includes(node))
+      problems.push(`node ${node} of ${name} does not exist`);
     const claim = dataClaimName(profile, n);
     if (!inventory.dataClaims.includes(claim)) problems.push(`PVC ${claim} does not exist`);
   }
-  const nodes = range(members).map((n) => inventory.members.find((m) => m.member === n)?.nodeName);
+  const nodes = range(members).map((n) => memberNode(inventory, n));
   if (new Set(nodes).size !== nodes.length) problems.push('two members run on the same node');
   const shape = inventory.etcdStatefulSet;
   if (members > 1 && shape.podManagementPolicy === 'OrderedReady' && shape.readiness === 'quorum') {
@@ -108,7 +119,7 @@ export function changesSince(
   same('PodDisruptionBudget present', planned.pdbPresent, now.pdbPresent);
   same('kube-etcd pod management and probe', planned.etcdStatefulSet, now.etcdStatefulSet);
   for (const n of range(members)) {
-    const node = (i: ClusterInventory) => i.members.find((m) => m.member === n)?.nodeName;
+    const node = (i: ClusterInventory) => memberNode(i, n);
     same(`node of member ${n}`, node(planned), node(now));
   }
   return differences;

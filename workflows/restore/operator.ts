@@ -11,7 +11,6 @@
  * ends the restore (outcome `handed-over`) with the list of what was not put back.
  */
 import {
-  ApplicationFailure,
   condition,
   defineQuery,
   defineSignal,

@@ -31,6 +31,7 @@ import type { Progress } from '../progress.js';
 import type { RestorePlan } from './approval.js';
 import {
   checkCluster,
+  memberNode,
   originalReplicas,
   type RestoredEtcd,
   range,
@@ -165,7 +166,7 @@ export async function inspectClusterH1(ctx: RestoreContext): Promise<Inspection>
     [{ ...ctx.cluster, profile }],
   );
   const members = checkCluster(inventory, ctx.params.members, profile);
-  const nodeOf = (n: number) => inventory.members.find((m) => m.member === n)?.nodeName as string;
+  const nodeOf = (n: number) => memberNode(inventory, n) as string;
   for (const m of inventory.members) {
     ctx.progress.member(
       m.name,
@@ -343,7 +344,7 @@ async function restoreIntoScratchH5c(
  */
 export async function recordOriginals(
   ctx: RestoreContext,
-  { inventory, originals }: Inspection,
+  { inventory, originals, members, nodeOf }: Inspection,
   pdb: PdbManifest | undefined,
   undo: Undo,
 ): Promise<void> {
@@ -362,6 +363,7 @@ export async function recordOriginals(
           startedAt: new Date().toISOString(),
           replicas: originals,
           ...(pdb ? { pdb } : {}),
+          memberNodes: Object.fromEntries(range(members).map((n) => [String(n), nodeOf(n)])),
         },
       },
     ],
@@ -516,6 +518,9 @@ export async function swapDataH5def(
   };
   let state = await swap();
   if (state === 'scratch-missing') {
+    ctx.progress.note(
+      `member ${n}: the restored data is gone from its volume; copying the snapshot in and restoring it again`,
+    );
     ctx.progress.member(name, 'the restored data is gone from the volume: restoring it again');
     await copySnapshotH5b(ctx, n, snapshot, persistent);
     await restoreIntoScratchH5c(ctx, n, inspection, persistent);
