@@ -14,6 +14,9 @@ import { EtcdctlOutputError } from './etcd/commands.js';
 import { httpStatusOf, kubeApiErrorMessage } from './kube/client.js';
 import { ExecStreamError } from './kube/exec.js';
 import { WaitTimeoutError } from './kube/wait.js';
+import { SshAuthenticationError, SshConfigurationError } from './ssh/client.js';
+import { HostKeyRejectedError } from './ssh/host-keys.js';
+import { RemoteCommandError } from './ssh/pki.js';
 
 /** HTTP statuses a retry cannot cure: bad request, credentials, permissions, invalid object. */
 const PERMANENT_HTTP = new Set([400, 401, 403, 405, 415, 422]);
@@ -34,6 +37,11 @@ export function classifyActivityError(error: unknown): unknown {
   if (errno === 'ENOSPC' || errno === 'EDQUOT') return permanent(FailureType.NoSpace);
   // etcdctl printed something we cannot read: another try prints the same.
   if (error instanceof EtcdctlOutputError) return permanent(FailureType.EtcdctlOutput);
+  // SSH: a key that is not the trusted one, a refused login, a file the configuration names.
+  if (error instanceof HostKeyRejectedError) return permanent(FailureType.HostKeyMismatch);
+  if (error instanceof SshAuthenticationError) return permanent(FailureType.SshAuthRejected);
+  if (error instanceof SshConfigurationError) return permanent(FailureType.NotConfigured);
+  if (error instanceof RemoteCommandError) return permanent(FailureType.RemoteCommandFailed);
   const status = httpStatusOf(error);
   // An exec into a pod that no longer exists: the step that makes the pod must run again.
   if (error instanceof ExecStreamError && status === 404) return permanent(FailureType.PodGone);

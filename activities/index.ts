@@ -5,7 +5,9 @@
  * hand in the simulated cluster's. Every activity heartbeats while it runs and has its
  * errors classified: retryable unless retrying cannot help.
  */
+
 import { createClusterActivities } from './cluster/activities.js';
+import { createAdminClusterActivities } from './cluster/admin-activities.js';
 import type { WorkerTargets } from './config/targets.js';
 import { keepAlive } from './context.js';
 import { classifyActivityError } from './errors.js';
@@ -13,6 +15,7 @@ import { createEtcdActivities } from './etcd/activities.js';
 import type { LocalEtcdctl } from './etcd/local-etcdctl.js';
 import type { KubeClients } from './kube/client.js';
 import { createRepositoryActivities } from './repository/activities.js';
+import { createAdminRepositoryActivities } from './repository/admin-activities.js';
 import type { BackupStores } from './repository/store.js';
 
 export interface ActivityDeps {
@@ -29,8 +32,10 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return asActivities({
     ...createClusterActivities(deps),
+    ...createAdminClusterActivities(deps),
     ...createEtcdActivities(deps),
     ...createRepositoryActivities(deps),
+    ...createAdminRepositoryActivities(deps),
   });
 }
 

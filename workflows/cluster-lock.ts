@@ -22,7 +22,7 @@ import {
   startChild,
   workflowInfo,
 } from '@temporalio/workflow';
-import { clusterLockId, FailureType } from './contract/index.js';
+import { adminClusterLockId, clusterLockId, FailureType } from './contract/index.js';
 
 /** Release the lock; `holder` is the workflow id of who releases it. */
 export const releaseSignal = defineSignal<[{ holder?: string }]>('release');
@@ -48,11 +48,37 @@ export interface ClusterLock {
 }
 
 /** Takes the cluster's lock, or fails at once (ClusterBusy) if another operation holds it. */
-export async function acquireClusterLock(
+export function acquireClusterLock(
   userClusterName: string,
   operation: string,
 ): Promise<ClusterLock> {
-  const workflowId = clusterLockId(userClusterName);
+  return acquireLock(
+    clusterLockId(userClusterName),
+    `user cluster ${userClusterName}`,
+    'another backup or restore',
+    operation,
+  );
+}
+
+/** Takes an admin cluster's lock (its own backup, A2–A3): one at a time, ClusterBusy otherwise. */
+export function acquireAdminClusterLock(
+  adminCluster: string,
+  operation: string,
+): Promise<ClusterLock> {
+  return acquireLock(
+    adminClusterLockId(adminCluster),
+    `admin cluster ${adminCluster}`,
+    'another backup',
+    operation,
+  );
+}
+
+async function acquireLock(
+  workflowId: string,
+  subject: string,
+  others: string,
+  operation: string,
+): Promise<ClusterLock> {
   const holder = { workflowId: workflowInfo().workflowId, operation };
   let lock: ChildWorkflowHandle<typeof clusterLock>;
   try {
@@ -63,13 +89,13 @@ export async function acquireClusterLock(
         workflowId,
         args: [holder],
         parentClosePolicy: ParentClosePolicy.TERMINATE,
-        staticSummary: `lock of user cluster ${userClusterName}, held by ${operation} ${holder.workflowId}`,
+        staticSummary: `lock of ${subject}, held by ${operation} ${holder.workflowId}`,
       }),
     );
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       throw ApplicationFailure.nonRetryable(
-        `another backup or restore of user cluster ${userClusterName} is running (its lock workflow ${workflowId} is open; ` +
+        `${others} of ${subject} is running (its lock workflow ${workflowId} is open; ` +
           'see which operation holds it in the Web UI); try again when it has finished',
         FailureType.ClusterBusy,
       );

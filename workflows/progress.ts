@@ -19,12 +19,15 @@ import {
 
 export interface ProgressView {
   operation: Operation;
-  userClusterName: string;
+  /** The user cluster; absent for an admin backup or a backupAll run. */
+  userClusterName?: string;
   /** Runbook step id and what it does, e.g. "H3 scale kube-apiserver to 0". */
   step: string;
   outcome: Outcome;
   /** Per-member state, for restores. */
   members: Record<string, string>;
+  /** Per-part state, for a backupAll run (the admin backup, each user cluster's). */
+  parts?: Record<string, string>;
   /** Facts worth keeping in view: bytes copied, snapshot revision, what was saved. */
   facts: Record<string, string>;
   /** Steps done, oldest first, with workflow time. */
@@ -49,13 +52,13 @@ export class Progress {
 
   constructor(
     operation: Operation,
-    userClusterName: string,
+    userClusterName: string | undefined,
     private readonly title: string,
     private readonly limits: string,
   ) {
     this.view = {
       operation,
-      userClusterName,
+      ...(userClusterName !== undefined ? { userClusterName } : {}),
       step: 'starting',
       outcome: 'running',
       members: {},
@@ -65,7 +68,7 @@ export class Progress {
     };
     setHandler(progressQuery, () => this.view);
     upsertSearchAttributes([
-      { key: UserClusterName, value: userClusterName },
+      ...(userClusterName !== undefined ? [{ key: UserClusterName, value: userClusterName }] : []),
       { key: EtcdOperation, value: operation },
       { key: EtcdOutcome, value: 'running' },
     ]);
@@ -87,6 +90,12 @@ export class Progress {
   /** Per-member state; `name` is the member's pod (kube-etcd-N). */
   member(name: string, state: string): void {
     this.view.members[name] = state;
+    this.render();
+  }
+
+  /** Per-part state of a backupAll run; `name` is `admin <name>` or the user cluster. */
+  part(name: string, state: string): void {
+    this.view.parts = { ...this.view.parts, [name]: state };
     this.render();
   }
 
@@ -140,6 +149,15 @@ export class Progress {
         '| member | state |',
         '| --- | --- |',
         ...members.map(([m, s]) => `| ${m} | ${s} |`),
+      );
+    }
+    const parts = Object.entries(v.parts ?? {});
+    if (parts.length > 0) {
+      lines.push(
+        '',
+        '| part | state |',
+        '| --- | --- |',
+        ...parts.map(([p, s]) => `| ${p} | ${s} |`),
       );
     }
     const facts = Object.entries(v.facts);

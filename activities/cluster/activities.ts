@@ -93,7 +93,11 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
         );
         if (!sts) throw notOne(`it holds no StatefulSet ${admin.profile.etcdStatefulSet}`);
       }
-      return { adminCluster: admin.name, repository, profile: admin.profile };
+      return {
+        adminCluster: admin.name,
+        repository,
+        profile: admin.userClusterProfile(namespace),
+      };
     },
 
     /**

@@ -6,20 +6,29 @@
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  type AdminEtcdProfile,
+  adminEtcdProfileSchema,
   type ClusterProfile,
   clusterProfileSchema,
   FailureType,
   inboxFileName,
   parseOrFail,
 } from '../../workflows/contract/index.js';
-import type { AdminClusterConfig, WorkerConfig } from './worker-config.js';
+import type { AdminClusterConfig, AdminSshConfig, WorkerConfig } from './worker-config.js';
 
 export interface WorkerTargets {
   /** The admin cluster `name` names, or the worker's only one. */
   adminCluster(name?: string): {
     name: string;
     config: AdminClusterConfig;
+    /** The profile of its user clusters. */
     profile: ClusterProfile;
+    /** The profile of one user cluster: `profile` with that cluster's overrides. */
+    userClusterProfile(userClusterName: string): ClusterProfile;
+    /** Where its own etcd is (A3). */
+    adminEtcd: AdminEtcdProfile;
+    /** How its control-plane node is reached (A2); NotConfigured if the section is missing. */
+    ssh(): AdminSshConfig;
   };
   /** The repository `name` names, or the worker's only one: its directory. */
   repository(name?: string): { name: string; path: string };
@@ -57,7 +66,27 @@ export function workerTargets(config: WorkerConfig): WorkerTargets {
         profile = clusterProfileSchema.parse(found.profile ?? {});
         profiles.set(chosen, profile);
       }
-      return { name: chosen, config: found, profile };
+      const base = profile;
+      return {
+        name: chosen,
+        config: found,
+        profile,
+        userClusterProfile: (userClusterName) => {
+          const overrides = found.userClusterProfiles?.[userClusterName];
+          return overrides ? clusterProfileSchema.parse({ ...base, ...overrides }) : base;
+        },
+        adminEtcd: adminEtcdProfileSchema.parse(found.adminEtcd ?? {}),
+        ssh: () => {
+          if (!found.ssh) {
+            throw ApplicationFailure.nonRetryable(
+              `the worker's configuration gives admin cluster ${chosen} no ssh section: ` +
+                'the PKI of its control-plane node (SPEC A2) cannot be copied without it',
+              FailureType.NotConfigured,
+            );
+          }
+          return found.ssh;
+        },
+      };
     },
     repository(name) {
       const { name: chosen, found } = pick('repository', 'repository', config.repositories, name);

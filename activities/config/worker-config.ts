@@ -1,6 +1,7 @@
 /**
  * What the worker may touch, by name: its admin clusters (kubeconfig, profile, which
- * namespaces are user clusters), its backup repositories, its import inbox. Workflow
+ * namespaces are user clusters, how SSH reaches the control-plane node), its backup
+ * repositories, its import inbox. Workflow
  * inputs carry only these names; paths, images, endpoints and credentials come from here.
  *
  * Read once at start from a YAML (or JSON) file, `ETCD_HA_RESTORE_CONFIG`, validated with
@@ -16,10 +17,73 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import {
   absolutePath,
+  adminEtcdProfileOverridesSchema,
   clusterProfileOverridesSchema,
   dnsLabel,
   parseOrFail,
 } from '../../workflows/contract/index.js';
+
+/** A host name or an IP address (IPv6 without brackets): nothing a shell or SSH would parse. */
+const hostSchema = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9._:-]+$/, 'must be a host name or an IP address');
+
+/** An SSH host key's fingerprint as `ssh-keygen -lf` prints it: `SHA256:` and unpadded base64. */
+export const hostKeyFingerprintSchema = z
+  .string()
+  .regex(
+    /^SHA256:[A-Za-z0-9+/]{43}$/,
+    'must be a SHA256 fingerprint as ssh-keygen -lf prints it (SHA256:...)',
+  );
+
+/** How one SSH server is reached and trusted: its host key is checked, never accepted blindly. */
+const sshServerFields = {
+  host: hostSchema,
+  port: z.number().int().min(1).max(65535).default(22),
+  /** The runbook logs in as `ubuntu`. */
+  user: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_-]*[$]?$/, 'must be a POSIX user name')
+    .max(32)
+    .default('ubuntu'),
+  /** The private key (SSH_PRIVATE_KEY) on the worker, readable by the worker only. */
+  privateKeyPath: absolutePath,
+  /** An OpenSSH known_hosts file that lists this host's key (hashed names are understood)... */
+  knownHostsPath: absolutePath.optional(),
+  /** ...or the key's pinned fingerprint (`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub`). */
+  hostKeyFingerprint: hostKeyFingerprintSchema.optional(),
+};
+const exactlyOneTrust = (s: { knownHostsPath?: string; hostKeyFingerprint?: string }) =>
+  (s.knownHostsPath === undefined) !== (s.hostKeyFingerprint === undefined);
+const trustMessage = {
+  message:
+    'give exactly one of knownHostsPath or hostKeyFingerprint: the host key is always checked',
+};
+
+const sshServerSchema = z.strictObject(sshServerFields).refine(exactlyOneTrust, trustMessage);
+
+/**
+ * SSH to the admin control-plane node (SPEC A2: EXTERNAL_IP, SSH_PRIVATE_KEY, JUMP_IP), for
+ * the copy of its PKI directory. The copy runs `sudo -n tar -C <parent> -cf - <dir>` and
+ * changes nothing on the node.
+ */
+export const adminSshSchema = z
+  .strictObject({
+    ...sshServerFields,
+    /** A jump host on the way (JUMP_IP), checked the same way. */
+    jumpHost: sshServerSchema.optional(),
+    /** The node's PKI directory (kubeadm's). */
+    pkiDir: absolutePath
+      .refine((p) => p !== '/' && !p.endsWith('/'), 'must name a directory, not end with /')
+      .default('/etc/kubernetes/pki'),
+    /** Run tar with `sudo -n` (the directory is root's); false when `user` is root. */
+    sudo: z.boolean().default(true),
+  })
+  .refine(exactlyOneTrust, trustMessage);
+export type AdminSshConfig = z.output<typeof adminSshSchema>;
+export type SshServerConfig = Omit<AdminSshConfig, 'jumpHost' | 'pkiDir' | 'sudo'>;
 
 const adminClusterSchema = z.strictObject({
   /** The admin cluster's kubeconfig on the worker (ADMIN_CLUSTER_KUBECONFIG). */
@@ -36,6 +100,15 @@ const adminClusterSchema = z.strictObject({
       z.strictObject({ labelSelector: z.string().min(1) }),
     ])
     .optional(),
+  /**
+   * What differs for one user cluster from `profile` (rarely needed: a user cluster of
+   * another layout; the simulated admin cluster gives each user cluster its own ports).
+   */
+  userClusterProfiles: z.record(dnsLabel, clusterProfileOverridesSchema).optional(),
+  /** Where the admin cluster's own etcd is (A3): kubeadm's pod and paths unless overridden. */
+  adminEtcd: adminEtcdProfileOverridesSchema.optional(),
+  /** How the admin control-plane node is reached for its PKI (A2); no admin backup without it. */
+  ssh: adminSshSchema.optional(),
 });
 
 const repositorySchema = z.strictObject({

@@ -13,7 +13,9 @@ import {
   backupSnapshotPathInPod,
   type ClusterProfile,
   type EndpointHealth,
+  type EtcdConnection,
   type EtcdHealthReport,
+  type EtcdMemberStatus,
   FailureType,
   type KeyspaceAt,
   type PodRef,
@@ -119,7 +121,10 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
      * `snapshot status` reads the revision the keyspace fingerprint is taken at.
      */
     async saveSnapshotInPod(
-      input: PodRef & { profile: ClusterProfile; backupId: string },
+      input: PodRef & {
+        profile: EtcdConnection & Pick<ClusterProfile, 'workDir'>;
+        backupId: string;
+      },
     ): Promise<SnapshotInPod> {
       const kube = kubeFor(input);
       const attempt = activityAttempt();
@@ -323,7 +328,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
      * `cluster`, of every member.
      */
     async readKeyspaceAt(
-      input: PodRef & { profile: ClusterProfile; revision: number; cluster: boolean },
+      input: PodRef & { profile: EtcdConnection; revision: number; cluster: boolean },
     ): Promise<KeyspaceAt> {
       // A compacted revision stays compacted: said at once, not retried.
       const atRevision = (argv: string[]) =>
@@ -346,6 +351,22 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
         revision: input.revision,
         keyCount: parseKeyCount(count.stdout),
         hashes: parseHashKv(hashes.stdout),
+      };
+    },
+
+    /** What the pod's own member says of itself (`endpoint status`): version and identity (A3). */
+    async readEtcdMemberStatus(
+      input: PodRef & { profile: EtcdConnection },
+    ): Promise<EtcdMemberStatus> {
+      const { stdout } = await exec(input, endpointStatusCommand(input.profile));
+      const [status] = parseEndpointStatus(stdout);
+      if (!status) throw new Error(`etcdctl endpoint status in ${input.pod} printed no member`);
+      return {
+        version: status.version,
+        clusterId: status.clusterId,
+        memberId: status.memberId,
+        revision: status.revision,
+        dbSize: status.dbSize,
       };
     },
 

@@ -14,6 +14,7 @@ import {
   describeIssues,
   type EndpointHashKv,
   type EndpointHealth,
+  type EtcdConnection,
   initialCluster,
   memberPodName,
   peerUrl,
@@ -50,7 +51,7 @@ function checkedPath(what: string, value: string): string {
 }
 
 /** `--endpoints` and the TLS flags of B2, which every online command needs. */
-export function connectionFlags(profile: ClusterProfile): string[] {
+export function connectionFlags(profile: EtcdConnection): string[] {
   const cert = (file: string) => posix.join(profile.certificatesDir, file);
   return [
     `--endpoints=${profile.etcdEndpoint}`,
@@ -66,7 +67,7 @@ export function connectionFlags(profile: ClusterProfile): string[] {
  * (etcdctl puts no deadline on `snapshot save` unless --command-timeout is given).
  */
 export function snapshotSaveCommand(
-  profile: ClusterProfile,
+  profile: EtcdConnection,
   file: string,
   tools: EtcdTools = ETCDCTL_ONLY,
   timeoutSeconds = 1800,
@@ -155,7 +156,7 @@ export interface EndpointQueryOptions {
 
 /** `etcdctl <connection flags> endpoint health -w json [--cluster]`. Exits 1 if any is unhealthy. */
 export function endpointHealthCommand(
-  profile: ClusterProfile,
+  profile: EtcdConnection,
   options: EndpointQueryOptions = {},
   tools: EtcdTools = ETCDCTL_ONLY,
 ): string[] {
@@ -167,7 +168,7 @@ export function endpointHealthCommand(
  * not answer is left out of the JSON (reported on stderr) and the exit code is 1.
  */
 export function endpointStatusCommand(
-  profile: ClusterProfile,
+  profile: EtcdConnection,
   options: EndpointQueryOptions = {},
   tools: EtcdTools = ETCDCTL_ONLY,
 ): string[] {
@@ -180,7 +181,7 @@ export function endpointStatusCommand(
  * --count-only). With `revision` 0, the current revision.
  */
 export function keyCountCommand(
-  profile: ClusterProfile,
+  profile: EtcdConnection,
   revision: number,
   tools: EtcdTools = ETCDCTL_ONLY,
 ): string[] {
@@ -204,7 +205,7 @@ export function keyCountCommand(
  * the snapshot was taken from.
  */
 export function hashKvCommand(
-  profile: ClusterProfile,
+  profile: EtcdConnection,
   revision: number,
   options: EndpointQueryOptions = {},
   tools: EtcdTools = ETCDCTL_ONLY,
@@ -214,7 +215,7 @@ export function hashKvCommand(
 
 /** `etcdctl <connection flags> endpoint <subcommand> <args> -w json [--cluster]`. */
 function endpointCommand(
-  profile: ClusterProfile,
+  profile: EtcdConnection,
   subcommand: 'health' | 'status' | 'hashkv',
   args: string[],
   options: EndpointQueryOptions,

@@ -5,6 +5,7 @@
  *   <root>/<userClusterName>/<backupId>/manifest.json    the BackupRecord
  *   <root>/<userClusterName>/.staging/<backupId>/        writes in progress
  *   <root>/<userClusterName>/.deleting/<backupId>/       deletions in progress
+ *   <root>/.admin/<adminCluster>/...                      admin-cluster backups (fs-admin-store.ts)
  *
  * A backup appears by renaming its staging directory, manifest included, into place; it
  * disappears by renaming it out first. So a directory with a valid manifest is always a
@@ -26,6 +27,7 @@ import {
 import type { WorkerTargets } from '../config/targets.js';
 import { canonicalJson } from '../json.js';
 import { backupFailure, isBackupFailure } from './failures.js';
+import { FileSystemAdminBackupStore } from './fs-admin-store.js';
 import {
   ensurePrivateDir,
   fsyncPath,
@@ -35,7 +37,7 @@ import {
   writePrivateFileAtomic,
 } from './fs-io.js';
 import { newestFirst } from './retention.js';
-import type { BackupKey, BackupStore, BackupStores } from './store.js';
+import type { AdminBackupStore, BackupKey, BackupStore, BackupStores } from './store.js';
 
 const SNAPSHOT = 'snapshot.db';
 const MANIFEST = 'manifest.json';
@@ -44,6 +46,7 @@ const DELETING = '.deleting';
 
 export class FileSystemBackupStore implements BackupStore {
   readonly root: string;
+  readonly admin: AdminBackupStore;
 
   /** `root`: an absolute directory on the worker, outside the cluster (B4); created 0700. */
   constructor(root: string) {
@@ -51,6 +54,7 @@ export class FileSystemBackupStore implements BackupStore {
       throw new Error(`backup repository root must be an absolute path, got ${root}`);
     }
     this.root = resolve(root);
+    this.admin = new FileSystemAdminBackupStore(this.root);
   }
 
   get location(): string {

@@ -14,7 +14,12 @@
  * backup failure types (failures.ts); anything else (I/O) may be retried.
  */
 import type { Readable, Writable } from 'node:stream';
-import type { BackupRecord, CommitRequest } from '../../workflows/contract/index.js';
+import type {
+  AdminBackupRecord,
+  AdminCommitRequest,
+  BackupRecord,
+  CommitRequest,
+} from '../../workflows/contract/index.js';
 
 /** One backup of one user cluster. */
 export interface BackupKey {
@@ -51,6 +56,46 @@ export interface BackupStore {
    * stores that keep files locally have it; others leave it out (verify.ts then downloads).
    */
   localFile?(key: BackupKey): Promise<string>;
+  /** The admin-cluster backups of the same repository (kind `admin`, several files each). */
+  readonly admin: AdminBackupStore;
+}
+
+/** One backup of one admin cluster. */
+export interface AdminBackupKey {
+  adminCluster: string;
+  backupId: string;
+}
+
+/**
+ * Admin-cluster backups (SPEC A2, A3): one backup holds several files — the admin etcd
+ * snapshot and the node's PKI tree — under relative paths (`admin-cluster_snapshot.db`,
+ * `pki/ca.key`). Staged and committed as user-cluster backups are; they are listed, pruned
+ * and deleted apart from them, so user-cluster retention never sees them.
+ */
+export interface AdminBackupStore {
+  /** Bytes staged so far of one file of the backup (0 if none). */
+  stagedFileBytes(key: AdminBackupKey, file: string): Promise<number>;
+  readStagedFile(key: AdminBackupKey, file: string): Promise<Readable>;
+  /** Writes one staged file from `offset` (≤ its staged bytes) on; parent directories are made. */
+  stageFile(key: AdminBackupKey, file: string, offset: number): Promise<Writable>;
+  stageDirectory(key: AdminBackupKey, dir: string): Promise<void>;
+  /** Drops a staged file or directory tree (a copy that starts again); gone is success. */
+  discardStaged(key: AdminBackupKey, path: string): Promise<void>;
+  /** Drops the whole staged backup; gone is success. */
+  abort(key: AdminBackupKey): Promise<void>;
+  /**
+   * Seals the staged files into a backup. Every file the request lists must be staged with
+   * its size and sha256, and nothing else may be. Idempotent, as for user-cluster backups.
+   */
+  commit(key: AdminBackupKey, request: AdminCommitRequest): Promise<AdminBackupRecord>;
+  get(key: AdminBackupKey): Promise<AdminBackupRecord>;
+  /** A committed file's bytes from `offset` on. */
+  read(key: AdminBackupKey, file: string, offset?: number): Promise<Readable>;
+  /** Committed admin backups of an admin cluster, newest first. */
+  list(adminCluster: string): Promise<AdminBackupRecord[]>;
+  delete(key: AdminBackupKey): Promise<void>;
+  /** A committed file on this machine, for tools that need one (etcdctl). */
+  localFile?(key: AdminBackupKey, file: string): Promise<string>;
 }
 
 /** The store of the repository a request names: the dependency activities get. */

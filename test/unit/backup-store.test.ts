@@ -136,6 +136,7 @@ function streamOnly(store: FileSystemBackupStore): BackupStore {
     read: (k, offset) => store.read(k, offset),
     list: (cluster) => store.list(cluster),
     delete: (k) => store.delete(k),
+    admin: store.admin,
   };
 }
 

@@ -20,10 +20,18 @@ import {
   failureTypeOf,
   formatBackupId,
   memberProfile,
+  type OnBusy,
   parseWorkflowInput,
   TemporalScheduledById,
 } from '../contract/index.js';
 import { describeError, Progress } from '../progress.js';
+
+/** Whether a busy cluster is skipped (`onBusy`; by default only in a run a Schedule started). */
+export function skipsWhenBusy(onBusy: OnBusy | undefined): boolean {
+  return onBusy
+    ? onBusy === 'skip'
+    : workflowInfo().typedSearchAttributes.get(TemporalScheduledById) !== undefined;
+}
 
 /** The runbook's limits, shown wherever a person looks at a backup. */
 export const BACKUP_LIMITS =
@@ -63,8 +71,10 @@ export async function backupUserCluster(
   } catch (error) {
     // A scheduled run that finds the cluster busy (a restore, a manual backup) skips: the
     // schedule is not painted red by a restore; any other refusal is a failure.
-    const scheduled = workflowInfo().typedSearchAttributes.get(TemporalScheduledById);
-    if (scheduled && (error as { type?: string }).type === FailureType.ClusterBusy) {
+    if (
+      skipsWhenBusy(params.onBusy) &&
+      (error as { type?: string }).type === FailureType.ClusterBusy
+    ) {
       progress.finish('skipped-busy', `skipped: ${describeError(error)}`);
       return { outcome: 'skipped-busy', prunedBackupIds: [], warnings: [describeError(error)] };
     }

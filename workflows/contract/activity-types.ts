@@ -3,7 +3,13 @@
  * back. They travel through workflow history as JSON, so they are plain data — and never
  * a path on the worker, key material or a kubeconfig's contents.
  */
-import type { BackupRecord, ClusterProfile } from './schemas.js';
+import type {
+  AdminBackupEntry,
+  AdminBackupRecord,
+  AdminEtcdProfile,
+  BackupRecord,
+  ClusterProfile,
+} from './schemas.js';
 
 /** Which admin cluster (a name in the worker's configuration), and which user cluster namespace in it. */
 export interface ClusterRef {
@@ -243,3 +249,67 @@ export type CommitRequest = Omit<
 
 /** What one member's data replacement found and did (R4–R6, H5c–H5e). */
 export type ReplaceState = 'replaced' | 'already-replaced';
+
+/** What etcdctl needs to reach a member from inside its pod: endpoint and TLS files (B2, A3). */
+export type EtcdConnection = Pick<
+  ClusterProfile,
+  'etcdEndpoint' | 'certificatesDir' | 'caFile' | 'certFile' | 'keyFile'
+>;
+
+/**
+ * An admin cluster's names resolved on the worker: the admin cluster and repository, where
+ * its etcd is, and which PKI directory is copied. How the node is reached over SSH (host,
+ * user, key, jump host) stays on the worker: only whether a jump host is used is said.
+ */
+export interface AdminTarget {
+  adminCluster: string;
+  repository: string;
+  etcd: AdminEtcdProfile;
+  pki: { directory: string; viaJumpHost: boolean };
+}
+
+/** One admin backup in a repository. */
+export interface AdminBackupRef extends RepositoryRef {
+  adminCluster: string;
+  backupId: string;
+}
+
+/** The admin etcd pod a backup snapshots (A3), and the version facts read with it. */
+export interface AdminEtcdSource {
+  pod: string;
+  container: string;
+  nodeName?: string;
+  image?: string;
+  /** The admin cluster's Kubernetes version (`/version` gitVersion). */
+  kubernetesVersion?: string;
+}
+
+/** `etcdctl endpoint status` of one member: its version and identity. */
+export interface EtcdMemberStatus {
+  version: string;
+  /** Decimal, as etcd's JSON prints them. */
+  clusterId: string;
+  memberId: string;
+  revision: number;
+  dbSize: number;
+}
+
+/** The PKI tree copied over SSH (A2): every entry as on the node; contents stay in the repository. */
+export interface PkiCopyResult {
+  directory: string;
+  viaJumpHost: boolean;
+  entries: AdminBackupEntry[];
+  fileCount: number;
+  totalBytes: number;
+}
+
+/** What the workflow knows of an admin backup when sealing it; the store checks every file. */
+export type AdminCommitRequest = Omit<AdminBackupRecord, 'kind' | 'id' | 'adminCluster'>;
+
+/** Which user clusters a backupAll run covers, and how they were chosen. */
+export interface UserClusterSelection {
+  adminCluster: string;
+  repository: string;
+  userClusterNames: string[];
+  from: string;
+}

@@ -49,6 +49,17 @@ export const FailureType = {
   RevisionCompacted: 'RevisionCompacted',
   /** etcdctl printed something that cannot be read; another try prints the same. */
   EtcdctlOutput: 'EtcdctlOutput',
+  /**
+   * An SSH host key that is not the one the worker's configuration trusts (unknown, changed
+   * or revoked); the message names the host and the fingerprint seen. Never retried.
+   */
+  HostKeyMismatch: 'HostKeyMismatch',
+  /** The SSH server refused the worker's key for the configured user. */
+  SshAuthRejected: 'SshAuthRejected',
+  /** A command on the admin node exited non-zero (sudo refused, no such directory...). */
+  RemoteCommandFailed: 'RemoteCommandFailed',
+  /** The worker's configuration lacks what the operation needs (an admin cluster's ssh section). */
+  NotConfigured: 'NotConfigured',
   /** Backup store: no such backup, or no such staged write. */
   BackupNotFound: 'BackupNotFound',
   /** Backup store: stored bytes or manifest do not match what was recorded. */

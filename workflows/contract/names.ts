@@ -93,7 +93,7 @@ export function defaultRestoreDataDir(profile: ClusterProfile, member: number): 
  * and two etcdctl writing one `.part` would make a snapshot of neither.
  */
 export function backupSnapshotPathInPod(
-  profile: ClusterProfile,
+  profile: Pick<ClusterProfile, 'workDir'>,
   backupId: string,
   attempt: number,
 ): string {
@@ -102,7 +102,7 @@ export function backupSnapshotPathInPod(
 
 /** Every file attempts 1..`attempts` of a backup's save may leave in the pod, `.part` files included. */
 export function backupSnapshotLeftovers(
-  profile: ClusterProfile,
+  profile: Pick<ClusterProfile, 'workDir'>,
   backupId: string,
   attempts: number,
 ): string[] {
@@ -125,6 +125,35 @@ export function clusterLockId(userClusterName: string): string {
   return `etcd-lock-${userClusterName}`;
 }
 
+/**
+ * The lock of an admin cluster's own backup. The dot keeps it apart from every user
+ * cluster's lock: a user cluster's name is a DNS label, which has no dot.
+ */
+export function adminClusterLockId(adminCluster: string): string {
+  return `etcd-lock-admin.${adminCluster}`;
+}
+
+/** The file of the admin etcd snapshot inside an admin backup (the runbook's name, A3). */
+export const ADMIN_SNAPSHOT_FILE = 'admin-cluster_snapshot.db';
+
+/** The PKI tree's top directory inside an admin backup (the runbook's `BACKUP_DIR/pki/`, A2). */
+export const ADMIN_PKI_DIR = 'pki';
+
+/** The Schedule of backupAll for an admin cluster (or the worker's only one); dot as above. */
+export function backupAllScheduleId(adminCluster?: string): string {
+  return adminCluster === undefined ? 'etcd-backup-all' : `etcd-backup-all.${adminCluster}`;
+}
+
+/** The child workflow of one part of a backupAll run. */
+export function backupAllPartWorkflowId(
+  parentWorkflowId: string,
+  part: { kind: 'admin' | 'user-cluster'; name: string },
+): string {
+  return part.kind === 'admin'
+    ? `${parentWorkflowId}/admin`
+    : `${parentWorkflowId}/user-cluster/${part.name}`;
+}
+
 /** The backup Schedule of a user cluster (one per cluster). */
 export function backupScheduleId(userClusterName: string): string {
   return `etcd-backup-${userClusterName}`;
@@ -141,10 +170,11 @@ export function scheduledBackupWorkflowId(userClusterName: string): string {
  * fail with "workflow already started" instead of the cluster lock's ClusterBusy).
  */
 export function operationWorkflowId(
-  operation: 'backup' | 'restore',
-  userClusterName: string,
+  operation: 'backup' | 'restore' | 'backup-admin' | 'backup-all',
+  /** The user cluster; for backup-admin and backup-all, the admin cluster. */
+  name: string,
   at: Date,
   suffix: string,
 ): string {
-  return `etcd-${operation}-${userClusterName}-${compactTimestamp(at)}-${suffix}`;
+  return `etcd-${operation}-${name}-${compactTimestamp(at)}-${suffix}`;
 }

@@ -162,12 +162,21 @@ export const retentionPolicySchema = z.object({
 });
 export type RetentionPolicy = z.infer<typeof retentionPolicySchema>;
 
+/**
+ * What a backup does when another backup or restore holds the cluster's lock: `fail`
+ * (ClusterBusy) or `skip` (outcome `skipped-busy`). Absent: skip when a Schedule started
+ * the run (a restore in progress is not a failed backup), fail otherwise.
+ */
+export const onBusySchema = z.enum(['fail', 'skip']);
+export type OnBusy = z.infer<typeof onBusySchema>;
+
 export const backupUserClusterInputSchema = z.strictObject({
   ...userClusterTarget,
   /** Member to snapshot; if absent, kube-etcd-0 as the runbook does, or the first ready member. */
   sourceMember: memberNumber.optional(),
   /** Applied after the backup is stored; absent = keep everything. */
   retention: retentionPolicySchema.optional(),
+  onBusy: onBusySchema.optional(),
 });
 export type BackupUserClusterInput = z.input<typeof backupUserClusterInputSchema>;
 export type BackupUserClusterParams = z.output<typeof backupUserClusterInputSchema>;
@@ -279,3 +288,189 @@ export const operatorDecisionSchema = z.strictObject({
   comment: z.string().max(2000).optional(),
 });
 export type OperatorDecision = z.infer<typeof operatorDecisionSchema>;
+
+// ---------------------------------------------------------------------------------------
+// The admin cluster (SPEC A2, A3) and the runbook's automatic backup script as one run (A)
+
+/**
+ * Where the admin cluster's own etcd is and how etcdctl reaches it from inside its pod
+ * (SPEC A3): kubeadm's static pod and certificate paths are the defaults. A worker's
+ * configuration may override them per admin cluster (the simulator's loopback port).
+ */
+export const adminEtcdProfileSchema = z.strictObject({
+  namespace: dnsLabel.default('kube-system'),
+  /** The runbook's `component=etcd,tier=control-plane`. */
+  podLabelSelector: z
+    .string()
+    .regex(/^[A-Za-z0-9./_-]+=[A-Za-z0-9._-]+(,[A-Za-z0-9./_-]+=[A-Za-z0-9._-]+)*$/)
+    .default('component=etcd,tier=control-plane'),
+  container: dnsLabel.default('etcd'),
+  etcdEndpoint: z
+    .string()
+    .regex(/^https:\/\/[^\s,]+$/, 'must be an https URL')
+    .default('https://127.0.0.1:2379'),
+  certificatesDir: podPath.default('/etc/kubernetes/pki/etcd'),
+  caFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('ca.crt'),
+  certFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('healthcheck-client.crt'),
+  keyFile: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/)
+    .default('healthcheck-client.key'),
+  /** Where the snapshot is saved in the pod before it is copied out. */
+  workDir: podPath.default('/var/lib/etcd'),
+});
+export type AdminEtcdProfile = z.infer<typeof adminEtcdProfileSchema>;
+export const adminEtcdProfileOverridesSchema = adminEtcdProfileSchema.partial();
+
+/** Names only, as for a user cluster: the worker's configuration says what they stand for. */
+const adminClusterTarget = {
+  /** The admin cluster, as the worker's configuration names it; its only one if absent. */
+  adminCluster: dnsLabel.optional(),
+  /** The backup repository (B4), as the worker's configuration names it; its only one if absent. */
+  repository: dnsLabel.optional(),
+};
+
+export const backupAdminClusterInputSchema = z.strictObject({
+  ...adminClusterTarget,
+  /** Applied to the admin cluster's backups after this one is stored; absent = keep everything. */
+  retention: retentionPolicySchema.optional(),
+  onBusy: onBusySchema.optional(),
+});
+export type BackupAdminClusterInput = z.input<typeof backupAdminClusterInputSchema>;
+export type BackupAdminClusterParams = z.output<typeof backupAdminClusterInputSchema>;
+
+/** A mode as `ls -l` people read it, in octal: `0600`, `0755`. */
+export const fileModeSchema = z
+  .string()
+  .regex(/^0[0-7]{3,4}$/, 'must be an octal mode such as 0600');
+
+/**
+ * One entry of an admin backup: the etcd snapshot, or an entry of the node's PKI tree as
+ * tar listed it. `mode` and `owner` are the entry's on the node (what an operator puts
+ * back); in the repository every file is 0600 and every directory 0700.
+ */
+export const adminBackupEntrySchema = z.object({
+  /** Relative to the backup: `admin-cluster_snapshot.db`, `pki`, `pki/ca.key`, ... */
+  path: z.string().min(1),
+  type: z.enum(['file', 'directory', 'symlink', 'hardlink']),
+  mode: fileModeSchema,
+  /** `user:group` on the node (tar's names, or ids when it has none). */
+  owner: z.string().optional(),
+  /** Regular files: size and sha256 of the stored bytes. */
+  sizeBytes: z.number().int().nonnegative().optional(),
+  sha256: z
+    .string()
+    .regex(/^[0-9a-f]{64}$/)
+    .optional(),
+  /** Symbolic and hard links: what they point to (links are recorded, not stored). */
+  linkTarget: z.string().optional(),
+});
+export type AdminBackupEntry = z.infer<typeof adminBackupEntrySchema>;
+
+/** The admin cluster's etcd snapshot (A3) as the manifest records it. */
+export const adminEtcdSnapshotSchema = z.object({
+  /** The file in the backup. */
+  path: z.string(),
+  sourcePod: z.string(),
+  nodeName: z.string().optional(),
+  /** The etcd container's image: its tag is the etcd release. */
+  image: z.string().optional(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  sizeBytes: z.number().int().nonnegative(),
+  revision: z.number().int().nonnegative(),
+  totalKeys: z.number().int().nonnegative(),
+  etcdHash: z.number().int().nonnegative(),
+  keyCount: z.number().int().nonnegative().optional(),
+  kvHash: z.number().int().nonnegative().optional(),
+  kvHashCompactRevision: z.number().int().min(-1).optional(),
+  /** What the member says of itself (`endpoint status`): server version and identity. */
+  etcdVersion: z.string(),
+  clusterId: z.string(),
+  memberId: z.string(),
+});
+
+/** A stored admin-cluster backup (kind `admin`): the etcd snapshot and the node's PKI. */
+export const adminBackupRecordSchema = z.object({
+  kind: z.literal('admin'),
+  id: backupIdSchema,
+  adminCluster: dnsLabel,
+  createdAt: z.iso.datetime(),
+  /** The admin cluster's Kubernetes version (`/version`), for the vendor's restore procedure. */
+  kubernetesVersion: z.string().optional(),
+  etcd: adminEtcdSnapshotSchema,
+  /** The PKI directory of the admin control-plane node (A2), as it was there. */
+  pki: z.object({
+    /** The directory on the node, e.g. /etc/kubernetes/pki. */
+    directory: z.string(),
+    /** Through a jump host (JUMP_IP). */
+    viaJumpHost: z.boolean(),
+    fileCount: z.number().int().nonnegative(),
+    totalBytes: z.number().int().nonnegative(),
+  }),
+  /** Every entry of the backup: the snapshot and the PKI tree, with sizes, modes and sha256. */
+  files: z.array(adminBackupEntrySchema),
+  toolVersions: z.record(z.string(), z.string()),
+});
+export type AdminBackupRecord = z.infer<typeof adminBackupRecordSchema>;
+
+export const backupAdminClusterResultSchema = z.object({
+  outcome: z.enum(['stored', 'skipped-busy']),
+  backup: adminBackupRecordSchema.optional(),
+  prunedBackupIds: z.array(z.string()),
+  warnings: z.array(z.string()),
+});
+export type BackupAdminClusterResult = z.infer<typeof backupAdminClusterResultSchema>;
+
+export const backupAllInputSchema = z.strictObject({
+  ...adminClusterTarget,
+  /**
+   * The user clusters to back up; absent: every user cluster of the admin cluster (the
+   * worker's `userClusters`, or every namespace holding kube-etcd).
+   */
+  userClusterNames: z
+    .array(dnsLabel)
+    .min(1)
+    .max(100)
+    .refine((names) => new Set(names).size === names.length, 'must not name a cluster twice')
+    .optional(),
+  /** How many parts (the admin backup, each user cluster's) run at once. */
+  maxConcurrent: z.number().int().min(1).max(10).default(2),
+  /** Applied to each user cluster's backups, and to the admin cluster's. */
+  retention: retentionPolicySchema.optional(),
+});
+export type BackupAllInput = z.input<typeof backupAllInputSchema>;
+export type BackupAllParams = z.output<typeof backupAllInputSchema>;
+
+/** One part of a backupAll run: the admin backup, or one user cluster's. */
+export const backupAllPartSchema = z.object({
+  kind: z.enum(['admin', 'user-cluster']),
+  /** The admin cluster's name, or the user cluster's. */
+  name: dnsLabel,
+  outcome: z.enum(['stored', 'skipped-busy', 'failed']),
+  /** The child workflow that did it. */
+  workflowId: z.string(),
+  backupId: z.string().optional(),
+  /** For `failed`: what went wrong, and its failure type. */
+  error: z.string().optional(),
+  failureType: z.string().optional(),
+  warnings: z.array(z.string()),
+});
+export type BackupAllPart = z.infer<typeof backupAllPartSchema>;
+
+export const backupAllResultSchema = z.object({
+  /** `stored`: every part stored (or skipped busy); `partly-failed` / `failed`: some / all failed. */
+  outcome: z.enum(['stored', 'partly-failed', 'failed']),
+  adminCluster: dnsLabel,
+  /** How the user clusters were chosen. */
+  userClustersFrom: z.string(),
+  parts: z.array(backupAllPartSchema),
+  /** The names of the parts that failed (`admin:<name>` for the admin backup). */
+  failed: z.array(z.string()),
+});
+export type BackupAllResult = z.infer<typeof backupAllResultSchema>;

@@ -23,11 +23,12 @@ export const SEARCH_ATTRIBUTES = [UserClusterName, EtcdOperation, EtcdOutcome].m
   (key) => `${key.name}=Keyword`,
 );
 
-export type Operation = 'backup' | 'restore';
+export type Operation = 'backup' | 'restore' | 'admin-backup' | 'backup-all';
 /**
  * `needs-operator`: a restore past its point of no return waits for a person (see its
  * current details); `handed-over`: a person finished it by hand; `skipped-busy`: a
- * scheduled backup found the cluster busy.
+ * scheduled backup found the cluster busy; `partly-failed`: a backupAll run some of whose
+ * parts failed (its result lists them).
  */
 export type Outcome =
   | 'running'
@@ -36,4 +37,5 @@ export type Outcome =
   | 'cancelled'
   | 'needs-operator'
   | 'handed-over'
-  | 'skipped-busy';
+  | 'skipped-busy'
+  | 'partly-failed';
