@@ -9,6 +9,7 @@
 #   bwrap           Debian bubblewrap (the simulated kubelet's sandbox)
 #   busybox         Debian busybox (the simulator's BusyBox utility image)
 #   openssl, unzip  certificates for the simulated cluster; kubectl peer extraction
+#   sshd, sudo      Debian openssh-server + sudo (the admin node the PKI copy test reaches, SPEC A2)
 #   temporal        $TEMPORAL_CLI_PATH, else `temporal` on PATH, else a cached build of
 #                   `go install github.com/temporalio/cli/cmd/temporal@v1.5.1`
 set -euo pipefail
@@ -57,6 +58,11 @@ ensure_command bwrap bubblewrap
 ensure_command busybox busybox
 ensure_command openssl openssl
 ensure_command unzip unzip
+# sshd lives in /usr/sbin, which a non-login PATH may lack.
+[ -x /usr/sbin/sshd ] || command -v sshd >/dev/null 2>&1 || ensure_command sshd openssh-server
+sshd_path=$(command -v sshd || echo /usr/sbin/sshd)
+ensure_command sudo sudo
+ensure_command ssh-keygen openssh-client
 
 bwrap --ro-bind / / --dev /dev --proc /proc true 2>/dev/null ||
   fail "bwrap cannot create a sandbox here (user namespaces disabled?); the simulated cluster needs it."
@@ -155,6 +161,8 @@ while IFS= read -r report_line; do say "$report_line"; done <<<"${etcd_built_rep
 say "bwrap    $(command -v bwrap) ($bwrap_version)"
 say "busybox  $(command -v busybox) ($(busybox 2>&1 | head -n 1 | awk '{print $2}'))"
 say "openssl  $(command -v openssl) ($(openssl version | awk '{print $2}'))"
+say "sshd     $sshd_path ($("$sshd_path" -V 2>&1 | head -n 1 || true))"
+say "sudo     $(command -v sudo) ($(sudo -V | head -n 1 | awk '{print $3}'))"
 
 cat >"$repo_root/.tools.json.tmp" <<EOF
 {
@@ -166,6 +174,8 @@ cat >"$repo_root/.tools.json.tmp" <<EOF
   "etcdctlVersion": "$etcdctl_version",
   "bwrap": "$(command -v bwrap)",
   "bwrapVersion": "$bwrap_version",
+  "sshd": "$sshd_path",
+  "sudo": "$(command -v sudo)",
   "etcdReleases": {$etcd_built_json
   }
 }

@@ -10,6 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
 import { Client, type ClientChannel, type ConnectConfig } from 'ssh2';
 import type { SshServerConfig } from '../config/worker-config.js';
 import {
@@ -247,12 +248,15 @@ export async function openSsh(
           const onAbort = () => channel.close();
           options.signal?.addEventListener('abort', onAbort, { once: true });
           channel.pipe(stdout);
-          // The channel closes after exit-status (or without one, when the connection died).
-          channel.on('close', () => {
+          // The channel closes after exit-status (or without one, when the connection died);
+          // stderr's last bytes may be emitted after that.
+          const closed = new Promise<void>((r) => channel.once('close', () => r()));
+          const stderrDone = finished(channel.stderr).catch(() => undefined);
+          const clientClosed = new Promise<void>((r) => client.once('close', () => r()));
+          void Promise.race([Promise.all([closed, stderrDone]), clientClosed]).then(() => {
             options.signal?.removeEventListener('abort', onAbort);
             resolve({ ...(exit ?? {}), stderr });
           });
-          client.once('close', () => resolve({ ...(exit ?? {}), stderr }));
         });
       });
     },

@@ -53,6 +53,15 @@ export function pkiTarArgv(ssh: Pick<AdminSshConfig, 'pkiDir' | 'sudo'>): string
   ];
 }
 
+/** stderr's lines joined: one line for a failure message. */
+function oneLine(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '')
+    .join('; ');
+}
+
 function octalMode(mode: number): string {
   return `0${mode.toString(8).padStart(3, '0')}`;
 }
@@ -150,22 +159,22 @@ export async function copyPkiTree(
     const outcome = await execution;
     await Promise.all(writes);
     const where = `the node of admin cluster ${options.adminCluster}`;
+    // GNU tar exits 1 when a file changed while it was read: worth another try; 2 is fatal.
+    if (outcome.exitCode === 1) {
+      throw new Error(
+        `tar on ${where} reports a file changed while it was read: ${oneLine(outcome.stderr).slice(-300)}`,
+      );
+    }
+    if (outcome.exitCode !== undefined && outcome.exitCode !== 0) {
+      throw new RemoteCommandError(
+        `${shellQuote(pkiTarArgv(ssh).slice(0, ssh.sudo ? 3 : 1))} ... on ${where} exited ${outcome.exitCode}: ` +
+          `${oneLine(outcome.stderr).slice(-500) || '(no message)'}`,
+      );
+    }
     if (outcome.exitCode === undefined || !read.complete) {
       throw new Error(
         `the copy of the PKI from ${where} was cut after ${read.bytes} bytes` +
           `${outcome.signal ? ` (tar got ${outcome.signal})` : ''}; it is retried from the start`,
-      );
-    }
-    // GNU tar exits 1 when a file changed while it was read: worth another try; 2 is fatal.
-    if (outcome.exitCode === 1) {
-      throw new Error(
-        `tar on ${where} reports a file changed while it was read: ${outcome.stderr.trim().slice(-300)}`,
-      );
-    }
-    if (outcome.exitCode !== 0) {
-      throw new RemoteCommandError(
-        `${shellQuote(pkiTarArgv(ssh).slice(0, ssh.sudo ? 3 : 1))} ... on ${where} exited ${outcome.exitCode}: ` +
-          `${outcome.stderr.trim().slice(-500) || '(no message)'}`,
       );
     }
     entries.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

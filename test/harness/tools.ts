@@ -21,6 +21,9 @@ const toolsSchema = z.object({
   etcd: z.string(),
   etcdctl: z.string(),
   bwrap: z.string(),
+  /** Debian's openssh-server and sudo, for the admin node of the PKI copy (SPEC A2). */
+  sshd: z.string().optional(),
+  sudo: z.string().optional(),
   etcdReleases: z.partialRecord(z.enum(ETCD_LINES), etcdReleaseSchema),
 });
 export type Tools = z.infer<typeof toolsSchema>;
