@@ -1,6 +1,6 @@
 /**
- * The typed client: start, watch and approve backups and restores, and manage the backup
- * Schedule of each user cluster. Inputs are validated here with the same schemas the
+ * The typed client: start, watch and approve backups and restores, back up the admin cluster
+ * and run the runbook's automatic backup (backupAll), and manage the backup Schedules. Inputs are validated here with the same schemas the
  * workflows use, so a typo fails before anything is started.
  */
 import { randomUUID } from 'node:crypto';
@@ -13,10 +13,17 @@ import {
   type WorkflowHandleWithFirstExecutionRunId,
 } from '@temporalio/client';
 import type { z } from 'zod';
+import { ADMIN_BACKUP_USE, backupAdminCluster } from '../workflows/backup/backup-admin-cluster.js';
+import { BACKUP_ALL_LIMITS, backupAll } from '../workflows/backup/backup-all.js';
 import { BACKUP_LIMITS, backupUserCluster } from '../workflows/backup/backup-user-cluster.js';
 import {
   approvalSchema,
+  type BackupAdminClusterInput,
+  type BackupAllInput,
   type BackupUserClusterInput,
+  backupAdminClusterInputSchema,
+  backupAllInputSchema,
+  backupAllScheduleId,
   backupScheduleId,
   backupUserClusterInputSchema,
   type OperatorDecision,
@@ -48,7 +55,16 @@ export interface BackupScheduleOptions {
   note?: string;
 }
 
+export interface BackupAllScheduleOptions {
+  input: BackupAllInput;
+  cadence: BackupCadence;
+  paused?: boolean;
+  note?: string;
+}
+
 export type BackupHandle = WorkflowHandleWithFirstExecutionRunId<typeof backupUserCluster>;
+export type AdminBackupHandle = WorkflowHandleWithFirstExecutionRunId<typeof backupAdminCluster>;
+export type BackupAllHandle = WorkflowHandleWithFirstExecutionRunId<typeof backupAll>;
 export type RestoreHandle = WorkflowHandleWithFirstExecutionRunId<typeof restoreUserCluster>;
 
 export class EtcdOpsClient {
@@ -78,6 +94,32 @@ export class EtcdOpsClient {
       args: [input],
       staticSummary: `Back up etcd of user cluster ${params.userClusterName}`,
       staticDetails: BACKUP_LIMITS,
+    });
+  }
+
+  /** Starts a backup of the admin cluster itself: its etcd (A3) and its node's PKI (A2). */
+  async startAdminBackup(input: BackupAdminClusterInput): Promise<AdminBackupHandle> {
+    const params = validate(backupAdminClusterInputSchema, input);
+    const name = params.adminCluster ?? 'default';
+    return this.client.workflow.start(backupAdminCluster, {
+      taskQueue: this.taskQueue,
+      workflowId: operationWorkflowId('backup-admin', name, new Date(), suffix()),
+      args: [input],
+      staticSummary: `Back up admin cluster ${name} (etcd and node PKI)`,
+      staticDetails: ADMIN_BACKUP_USE,
+    });
+  }
+
+  /** Starts the runbook's automatic backup (A): the admin cluster and each of its user clusters. */
+  async startBackupAll(input: BackupAllInput): Promise<BackupAllHandle> {
+    const params = validate(backupAllInputSchema, input);
+    const name = params.adminCluster ?? 'default';
+    return this.client.workflow.start(backupAll, {
+      taskQueue: this.taskQueue,
+      workflowId: operationWorkflowId('backup-all', name, new Date(), suffix()),
+      args: [input],
+      staticSummary: `Back up admin cluster ${name} and its user clusters`,
+      staticDetails: BACKUP_ALL_LIMITS,
     });
   }
 
@@ -161,6 +203,32 @@ export class EtcdOpsClient {
 
   backupSchedule(userClusterName: string): ScheduleHandle {
     return this.client.schedule.getHandle(backupScheduleId(userClusterName));
+  }
+
+  /** Creates the backupAll Schedule of an admin cluster (one per admin cluster): overlap SKIP. */
+  async createBackupAllSchedule(options: BackupAllScheduleOptions): Promise<ScheduleHandle> {
+    const params = validate(backupAllInputSchema, options.input);
+    const scheduleId = backupAllScheduleId(params.adminCluster);
+    return this.client.schedule.create({
+      scheduleId,
+      spec: cadenceSpec(options.cadence),
+      action: {
+        type: 'startWorkflow',
+        workflowType: backupAll,
+        taskQueue: this.taskQueue,
+        workflowId: scheduleId,
+        args: [options.input],
+        staticSummary: `Scheduled backup of admin cluster ${params.adminCluster ?? 'default'} and its user clusters`,
+        staticDetails: BACKUP_ALL_LIMITS,
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '10 minutes' },
+      state: { paused: options.paused ?? false, note: options.note },
+    });
+  }
+
+  /** The backupAll Schedule of an admin cluster (absent: the one made without a name). */
+  backupAllSchedule(adminCluster?: string): ScheduleHandle {
+    return this.client.schedule.getHandle(backupAllScheduleId(adminCluster));
   }
 }
 

@@ -255,6 +255,8 @@ export async function openSsh(
           const clientClosed = new Promise<void>((r) => client.once('close', () => r()));
           void Promise.race([Promise.all([closed, stderrDone]), clientClosed]).then(() => {
             options.signal?.removeEventListener('abort', onAbort);
+            // A channel that died without EOF does not end the pipe: the reader must see the end.
+            if (!stdout.writableEnded) stdout.end();
             resolve({ ...(exit ?? {}), stderr });
           });
         });

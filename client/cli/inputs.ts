@@ -5,7 +5,11 @@
 import { InvalidArgumentError } from 'commander';
 import type { z } from 'zod';
 import {
+  type BackupAdminClusterInput,
+  type BackupAllInput,
   type BackupUserClusterInput,
+  backupAdminClusterInputSchema,
+  backupAllInputSchema,
   backupUserClusterInputSchema,
   parseOrFail,
   type RestoreUserClusterInput,
@@ -23,6 +27,17 @@ export interface TargetOptions {
 export interface BackupOptions extends TargetOptions {
   sourceMember?: number;
   keepLast?: number;
+}
+
+export interface AdminBackupOptions {
+  adminCluster?: string;
+  repository?: string;
+  keepLast?: number;
+}
+
+export interface BackupAllOptions extends AdminBackupOptions {
+  cluster?: string[];
+  maxConcurrent?: number;
 }
 
 export interface RestoreOptions extends TargetOptions {
@@ -46,6 +61,8 @@ const FLAG_OF: Record<string, string> = {
   backup: '--backup-id/--import-file',
   members: '--members',
   approvalTimeout: '--approval-timeout',
+  userClusterNames: '--cluster',
+  maxConcurrent: '--max-concurrent',
 };
 
 export function validated<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
@@ -90,6 +107,37 @@ export function backupInput(
   };
   validated(backupUserClusterInputSchema, input);
   return input as BackupUserClusterInput;
+}
+
+function adminFields(o: AdminBackupOptions, base: Record<string, unknown>) {
+  const retention =
+    typeof base.retention === 'object' && base.retention !== null ? base.retention : {};
+  return {
+    ...base,
+    ...(o.adminCluster !== undefined ? { adminCluster: o.adminCluster } : {}),
+    ...(o.repository !== undefined ? { repository: o.repository } : {}),
+    ...(o.keepLast !== undefined ? { retention: { ...retention, keepLast: o.keepLast } } : {}),
+  };
+}
+
+export function adminBackupInput(o: AdminBackupOptions): BackupAdminClusterInput {
+  const input = adminFields(o, {});
+  validated(backupAdminClusterInputSchema, input);
+  return input as BackupAdminClusterInput;
+}
+
+/** backupAll's input from its flags; over `base` (a Schedule's input) only the flags given change it. */
+export function backupAllInput(
+  o: BackupAllOptions,
+  base: Record<string, unknown> = {},
+): BackupAllInput {
+  const input = {
+    ...adminFields(o, base),
+    ...(o.cluster !== undefined ? { userClusterNames: o.cluster } : {}),
+    ...(o.maxConcurrent !== undefined ? { maxConcurrent: o.maxConcurrent } : {}),
+  };
+  validated(backupAllInputSchema, input);
+  return input as BackupAllInput;
 }
 
 export function restoreInput(o: RestoreOptions): RestoreUserClusterInput {

@@ -2,7 +2,13 @@
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, TemporalFailure } from '@temporalio/common';
 import type { Command } from 'commander';
-import type { BackupRecord } from '../../workflows/contract/index.js';
+import {
+  ADMIN_PKI_DIR,
+  ADMIN_SNAPSHOT_FILE,
+  type AdminBackupRecord,
+  type BackupAllResult,
+  type BackupRecord,
+} from '../../workflows/contract/index.js';
 import type { EtcdOpsClient } from '../client.js';
 import { followProgress } from '../watch.js';
 
@@ -45,6 +51,47 @@ export function printBackup(io: Io, b: BackupRecord): void {
   io.out(`  ${b.sizeBytes} bytes, sha256 ${b.sha256}, revision ${b.revision}, ${b.totalKeys} keys`);
 }
 
+/** How an admin backup is used: this product does not restore an admin cluster. */
+export const ADMIN_RESTORE_GUIDANCE = [
+  "This product does not restore an admin cluster: use this backup with the vendor's",
+  'admin-cluster restore procedure for your GKE on-prem version. What it needs is here:',
+  `  ${ADMIN_SNAPSHOT_FILE}: the admin etcd snapshot; restored, with etcd stopped (its static`,
+  '    pod manifest moved out of /etc/kubernetes/manifests), by `etcdctl snapshot restore`',
+  '    (`etcdutl snapshot restore` from etcd 3.5) into a new data directory that replaces',
+  "    etcd's; the manifest's etcd version, cluster id and revision say which etcd it came from.",
+  `  ${ADMIN_PKI_DIR}/: the node's /etc/kubernetes/pki, to put back on the control-plane node with`,
+  '    the owner and mode listed for each file (every file is 0600 in the repository).',
+  'Check the files first: every size and sha256 is listed above (sha256sum them).',
+];
+
+export function printAdminBackup(io: Io, b: AdminBackupRecord, detailed: boolean): void {
+  io.out(`admin backup ${b.id} of admin cluster ${b.adminCluster}, ${b.createdAt}`);
+  const e = b.etcd;
+  io.out(
+    `  etcd: ${e.sourcePod}${e.nodeName ? ` on ${e.nodeName}` : ''}, etcd ${e.etcdVersion}, revision ${e.revision}, ${e.totalKeys} keys, ${e.sizeBytes} bytes`,
+  );
+  io.out(
+    `  PKI: ${b.pki.fileCount} files, ${b.pki.totalBytes} bytes, from ${b.pki.directory}${b.pki.viaJumpHost ? ' (through the jump host)' : ''}`,
+  );
+  if (!detailed) return;
+  if (b.kubernetesVersion)
+    io.out(`  Kubernetes ${b.kubernetesVersion}; etcd image ${e.image ?? '?'}`);
+  io.out(`  etcd cluster id ${e.clusterId}, member id ${e.memberId}, hash ${e.etcdHash}`);
+  io.out('  files (mode and owner on the node):');
+  const width = Math.max(...b.files.map((f) => f.path.length));
+  for (const f of b.files) {
+    const what =
+      f.type === 'file'
+        ? `${f.sizeBytes} bytes  sha256 ${f.sha256}`
+        : f.type === 'directory'
+          ? 'directory'
+          : `${f.type} -> ${f.linkTarget}`;
+    io.out(`    ${f.path.padEnd(width)}  ${f.mode}  ${f.owner ?? '?'}  ${what}`);
+  }
+  io.out('');
+  for (const line of ADMIN_RESTORE_GUIDANCE) io.out(line);
+}
+
 /** Prints a started workflow's id, as a line or as JSON. */
 export function printStarted(
   io: Io,
@@ -66,13 +113,26 @@ export async function watch(io: Io, handle: WorkflowHandle, json: boolean): Prom
 export async function printOutcome(io: Io, handle: WorkflowHandle, json: boolean): Promise<number> {
   try {
     const result: unknown = await handle.result();
+    const all = isBackupAllResult(result) ? result : undefined;
     if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, result }, null, 2));
-    else if (isBackupResult(result)) {
-      printBackup(io, result.backup);
+    else if (all) {
+      io.out(
+        `backupAll of admin cluster ${all.adminCluster}: ${all.outcome} (user clusters: ${all.userClustersFrom})`,
+      );
+      for (const p of all.parts) {
+        const label = p.kind === 'admin' ? `admin ${p.name}` : p.name;
+        io.out(
+          `  ${label}: ${p.outcome}${p.backupId ? ` ${p.backupId}` : ''}${p.error ? `: ${p.error}` : ''}`,
+        );
+      }
+    } else if (isBackupResult(result)) {
+      if ('kind' in result.backup) printAdminBackup(io, result.backup, false);
+      else printBackup(io, result.backup);
       if (result.prunedBackupIds.length > 0)
         io.out(`  retention removed: ${result.prunedBackupIds.join(', ')}`);
     } else io.out(`result: ${JSON.stringify(result, null, 2)}`);
-    return 0;
+    // A backupAll with a failed part is a failure for scripts, whatever the others did.
+    return all && all.failed.length > 0 ? EXIT_FAILED : 0;
   } catch (error) {
     if (json)
       io.out(JSON.stringify({ workflowId: handle.workflowId, failure: describeFailure(error) }));
@@ -81,9 +141,13 @@ export async function printOutcome(io: Io, handle: WorkflowHandle, json: boolean
   }
 }
 
+function isBackupAllResult(value: unknown): value is BackupAllResult {
+  return typeof value === 'object' && value !== null && 'parts' in value && 'failed' in value;
+}
+
 function isBackupResult(
   value: unknown,
-): value is { backup: BackupRecord; prunedBackupIds: string[] } {
+): value is { backup: BackupRecord | AdminBackupRecord; prunedBackupIds: string[] } {
   return (
     typeof value === 'object' &&
     value !== null &&

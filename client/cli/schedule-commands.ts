@@ -1,11 +1,16 @@
-/** `schedule create|update|pause|unpause|delete|describe`: one backup Schedule per cluster. */
+/**
+ * `schedule create|update|pause|unpause|delete|describe`: one backup Schedule per user
+ * cluster; `schedule all ...`: one backupAll Schedule per admin cluster.
+ */
 import type { ScheduleDescription } from '@temporalio/client';
 import type { Command } from 'commander';
-import { backupScheduleId, dnsLabel } from '../../workflows/contract/index.js';
+import { backupAllScheduleId, backupScheduleId, dnsLabel } from '../../workflows/contract/index.js';
 import { type BackupCadence, InvalidInputError } from '../client.js';
-import { addBackupOptions } from './backup-commands.js';
+import { addBackupAllOptions, addBackupOptions } from './backup-commands.js';
 import {
+  type BackupAllOptions,
   type BackupOptions,
+  backupAllInput,
   backupInput,
   cadenceOf,
   changesBackupInput,
@@ -132,25 +137,111 @@ export function addScheduleCommands(program: Command, cli: CommandContext): void
     .option('--json', 'print JSON instead of lines')
     .action(async (options: { cluster: string; json?: boolean }, command: Command) => {
       validated(dnsLabel, options.cluster);
-      await cli.withClient(command, async (client) => {
-        const d = describeSchedule(await client.backupSchedule(options.cluster).describe());
-        if (options.json) {
-          cli.io.out(JSON.stringify(d, null, 2));
-          return 0;
-        }
-        const out = cli.io.out;
-        out(
-          `schedule ${d.scheduleId}: ${d.paused ? 'paused' : 'active'}${d.note ? ` (${d.note})` : ''}`,
-        );
-        for (const i of d.intervals) out(`  every ${formatMs(i.everyMs)}`);
-        for (const c of d.calendars) out(`  calendar ${JSON.stringify(c)}`);
-        out(`  input: ${JSON.stringify(d.input)}`);
-        for (const a of d.recentActions) out(`  ran ${a.scheduledAt}: ${a.workflowId}`);
-        for (const w of d.runningActions) out(`  running: ${w}`);
-        for (const t of d.nextActionTimes.slice(0, 3)) out(`  next: ${t}`);
-        return 0;
-      });
+      await cli.withClient(command, async (client) =>
+        printSchedule(cli, await client.backupSchedule(options.cluster).describe(), options.json),
+      );
     });
+
+  addBackupAllSchedule(schedule, cli, cadenceOptions);
+}
+
+/** `schedule all create|pause|unpause|delete|describe`: backupAll on a Schedule, one per admin cluster. */
+function addBackupAllSchedule(
+  schedule: Command,
+  cli: CommandContext,
+  cadenceOptions: (command: Command) => Command,
+): void {
+  const all = schedule
+    .command('all')
+    .description(
+      "manage the Schedule of backupAll (the runbook's automatic backup: the admin cluster and its user clusters), one per admin cluster",
+    );
+  const adminOption = (command: Command) =>
+    command.option(
+      '--admin-cluster <name>',
+      "the admin cluster, as the worker's configuration names it (default: the worker's only one)",
+    );
+  const admin = (o: { adminCluster?: string }) =>
+    o.adminCluster === undefined ? undefined : validated(dnsLabel, o.adminCluster);
+
+  cadenceOptions(
+    addBackupAllOptions(all.command('create').description('create the backupAll Schedule')),
+  )
+    .option('--paused', 'create it paused')
+    .option('--note <text>', 'a note shown with the Schedule')
+    .action(
+      async (
+        options: BackupAllOptions & {
+          every?: string;
+          cron?: string;
+          paused?: boolean;
+          note?: string;
+        },
+        command: Command,
+      ) => {
+        const cadence = cadenceOf(options, true) as BackupCadence;
+        const input = backupAllInput(options);
+        await cli.withClient(command, async (client) => {
+          const handle = await client.createBackupAllSchedule({
+            input,
+            cadence,
+            paused: options.paused ?? false,
+            ...(options.note !== undefined ? { note: options.note } : {}),
+          });
+          cli.io.out(`created schedule ${handle.scheduleId}${options.paused ? ' (paused)' : ''}`);
+          return 0;
+        });
+      },
+    );
+  for (const [name, description] of [
+    ['pause', 'pause the backupAll Schedule'],
+    ['unpause', 'resume the backupAll Schedule'],
+    ['delete', 'delete the backupAll Schedule (backups already taken stay)'],
+  ] as const) {
+    adminOption(all.command(name).description(description))
+      .option('--note <text>', 'why (shown with the Schedule)')
+      .action(async (options: { adminCluster?: string; note?: string }, command: Command) => {
+        await cli.withClient(command, async (client) => {
+          const h = client.backupAllSchedule(admin(options));
+          if (name === 'pause') await h.pause(options.note);
+          else if (name === 'unpause') await h.unpause(options.note);
+          else await h.delete();
+          cli.io.out(`${name}d schedule ${backupAllScheduleId(admin(options))}`);
+          return 0;
+        });
+      });
+  }
+  adminOption(
+    all.command('describe').description('show the backupAll Schedule: cadence, state, input, runs'),
+  )
+    .option('--json', 'print JSON instead of lines')
+    .action(async (options: { adminCluster?: string; json?: boolean }, command: Command) => {
+      const id = admin(options);
+      await cli.withClient(command, async (client) =>
+        printSchedule(cli, await client.backupAllSchedule(id).describe(), options.json),
+      );
+    });
+}
+
+function printSchedule(
+  cli: CommandContext,
+  description: ScheduleDescription,
+  json?: boolean,
+): number {
+  const d = describeSchedule(description);
+  if (json) {
+    cli.io.out(JSON.stringify(d, null, 2));
+    return 0;
+  }
+  const out = cli.io.out;
+  out(`schedule ${d.scheduleId}: ${d.paused ? 'paused' : 'active'}${d.note ? ` (${d.note})` : ''}`);
+  for (const i of d.intervals) out(`  every ${formatMs(i.everyMs)}`);
+  for (const c of d.calendars) out(`  calendar ${JSON.stringify(c)}`);
+  out(`  input: ${JSON.stringify(d.input)}`);
+  for (const a of d.recentActions) out(`  ran ${a.scheduledAt}: ${a.workflowId}`);
+  for (const w of d.runningActions) out(`  running: ${w}`);
+  for (const t of d.nextActionTimes.slice(0, 3)) out(`  next: ${t}`);
+  return 0;
 }
 
 function describeSchedule(d: ScheduleDescription) {

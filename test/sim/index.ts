@@ -166,6 +166,12 @@ export interface SimCluster extends SimAdminCluster {
   waitReady(timeoutMs?: number): Promise<void>;
   /** The reconciling controller of kube-etcd's replicas (see the `reconciler` option). */
   reconciler: ReconcilerControl;
+  /**
+   * Another user cluster in the same admin cluster (its own namespace, nodes, etcd on ports
+   * of its own, so its own `profile`), Running and Ready when this resolves. The handle's
+   * `stop` stops the whole simulator.
+   */
+  addUserCluster(options: { name: string; members: 1 | 3 }): Promise<SimCluster>;
 }
 
 function baseApi(core: SimCore): SimAdminCluster {
@@ -258,7 +264,7 @@ export async function startSimCluster(options: SimClusterOptions): Promise<SimCl
     const adminEtcd = options.adminEtcd === false ? undefined : await createAdminEtcd(core, images);
     watchDataChanges(core, info);
     const reconciler = new Reconciler(core, info.name, info.profile.etcdStatefulSet, info.members);
-    const sim = userApi(core, info, adminEtcd, reconciler);
+    const sim = userApi(core, info, adminEtcd, reconciler, images);
     await sim.waitReady();
     await core.waitFor('etcd quorum', () => sim.hasQuorum(), 60_000);
     finishUserCluster(core, info);
@@ -283,6 +289,7 @@ function userApi(
   info: UserClusterInfo,
   adminEtcd: AdminEtcdInfo | undefined,
   reconciler: Reconciler,
+  images: Parameters<typeof createUserCluster>[1]['images'],
 ): SimCluster {
   // 3.4 wants ETCDCTL_API=3 for nothing (v3 is its default); 3.6 warns about it.
   const env = {
@@ -389,6 +396,22 @@ function userApi(
       }
     },
     waitReady: (timeoutMs) => waitUserClusterReady(core, info, timeoutMs),
+    async addUserCluster({ name, members }) {
+      const other = await createUserCluster(core, { name, members, ...(images ? { images } : {}) });
+      watchDataChanges(core, other);
+      const otherReconciler = new Reconciler(
+        core,
+        other.name,
+        other.profile.etcdStatefulSet,
+        members,
+      );
+      const added = userApi(core, other, adminEtcd, otherReconciler, images);
+      added.stop = sim.stop;
+      await added.waitReady();
+      await core.waitFor(`etcd quorum of ${name}`, () => added.hasQuorum(), 60_000);
+      finishUserCluster(core, other);
+      return added;
+    },
   };
   return sim;
 }

@@ -322,8 +322,8 @@ export const adminEtcdProfileSchema = z.strictObject({
     .string()
     .regex(/^[A-Za-z0-9._-]+$/)
     .default('healthcheck-client.key'),
-  /** Where the snapshot is saved in the pod before it is copied out. */
-  workDir: podPath.default('/var/lib/etcd'),
+  /** Where the snapshot is saved in the pod before it is copied out (the runbook works in `/`). */
+  workDir: podPath.default('/'),
 });
 export type AdminEtcdProfile = z.infer<typeof adminEtcdProfileSchema>;
 export const adminEtcdProfileOverridesSchema = adminEtcdProfileSchema.partial();
