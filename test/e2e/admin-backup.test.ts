@@ -26,6 +26,7 @@ import { join, relative } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import type { WorkerConfigInput } from '../../activities/config/worker-config.js';
@@ -59,7 +60,10 @@ import {
   type TemporalTestContext,
   temporalCli,
 } from '../harness/temporal.js';
+import { readTools } from '../harness/tools.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
+
+const execFileAsync = promisify(execFile);
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 let sim: SimCluster;
@@ -291,9 +295,13 @@ async function attemptsOf(handle: WorkflowHandle, activity: string): Promise<num
 /** A workflow's whole history as text, payloads decoded (they are bytes in the history). */
 async function historyText(handle: WorkflowHandle): Promise<string> {
   const history = await handle.fetchHistory();
-  return JSON.stringify(history, (_key, value: unknown) =>
-    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
-  );
+  // Payload bytes come as base64 strings in `data` fields (or as bytes): decoded, and kept too.
+  return JSON.stringify(history, (key, value: unknown) => {
+    if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
+    if (key === 'data' && typeof value === 'string')
+      return `${value} ${Buffer.from(value, 'base64').toString('utf8')}`;
+    return value;
+  });
 }
 
 function storedAdmin(result: BackupAdminClusterResult): AdminBackupRecord {
@@ -308,6 +316,22 @@ test('A2+A3: the admin etcd snapshot and the node PKI, byte-identical, modes rec
   const before = metadataOf(nodePki);
   const nodeFiles = filesOf(nodePki);
   assert.ok(nodeFiles.has('ca.key') && nodeFiles.has('etcd/healthcheck-client.key'));
+  // A key in the admin etcd (as kube-apiserver's objects would be), to find in the snapshot.
+  const a = sim.adminEtcd;
+  assert.ok(a);
+  await execFileAsync(
+    readTools().etcdctl,
+    [
+      `--endpoints=${a.endpoint}`,
+      `--cacert=${a.tls.caFile}`,
+      `--cert=${a.tls.certFile}`,
+      `--key=${a.tls.keyFile}`,
+      'put',
+      '/registry/test/admin-marker',
+      'here',
+    ],
+    { env: { ETCDCTL_API: '3', PATH: '/usr/bin:/bin' } },
+  );
   const handle = await ops.startAdminBackup({ adminCluster: 'sim' });
   const backup = storedAdmin(await handle.result());
   firstBackup = backup;
@@ -346,7 +370,8 @@ test('A2+A3: the admin etcd snapshot and the node PKI, byte-identical, modes rec
   const snapshot = readFileSync(join(dir, 'admin-cluster_snapshot.db'));
   assert.equal(sha256(snapshot), backup.etcd.sha256);
   assert.equal(backup.etcd.sourcePod, sim.adminEtcd?.podName);
-  assert.ok(backup.etcd.totalKeys > 0 && backup.etcd.revision > 0);
+  assert.ok(backup.etcd.totalKeys >= 1 && backup.etcd.revision >= 2, JSON.stringify(backup.etcd));
+  assert.equal(backup.etcd.keyCount, 1, 'the key written before the backup');
   assert.match(backup.etcd.etcdVersion, /^3\.\d+\.\d+$/);
   assert.match(backup.etcd.clusterId, /^\d+$/);
   assert.match(backup.etcd.image ?? '', /etcd/);
