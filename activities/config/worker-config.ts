@@ -19,6 +19,7 @@ import {
   absolutePath,
   adminEtcdProfileOverridesSchema,
   clusterProfileOverridesSchema,
+  clusterProfilePatchSchema,
   dnsLabel,
   parseOrFail,
 } from '../../workflows/contract/index.js';
@@ -104,7 +105,7 @@ const adminClusterSchema = z.strictObject({
    * What differs for one user cluster from `profile` (rarely needed: a user cluster of
    * another layout; the simulated admin cluster gives each user cluster its own ports).
    */
-  userClusterProfiles: z.record(dnsLabel, clusterProfileOverridesSchema).optional(),
+  userClusterProfiles: z.record(dnsLabel, clusterProfilePatchSchema).optional(),
   /** Where the admin cluster's own etcd is (A3): kubeadm's pod and paths unless overridden. */
   adminEtcd: adminEtcdProfileOverridesSchema.optional(),
   /** How the admin control-plane node is reached for its PKI (A2); no admin backup without it. */

@@ -151,5 +151,121 @@ surprise: true
     const targets = workerTargets(loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: example }));
     assert.equal(targets.adminCluster('admin-west').profile.etcdStatefulSet, 'kube-etcd');
     assert.equal(targets.repository().path, '/srv/etcd-backups');
+    const east = targets.adminCluster('admin-east').ssh();
+    assert.deepEqual(
+      [east.port, east.user, east.pkiDir, east.sudo],
+      [22, 'ubuntu', '/etc/kubernetes/pki', true],
+    );
+    assert.equal(east.jumpHost?.port, 22);
+    assert.equal(
+      targets.adminCluster('admin-west').ssh().user,
+      'ubuntu',
+      "the runbook's user by default",
+    );
+  });
+});
+
+describe('the admin cluster: its etcd (A3), SSH to its node (A2), user clusters of their own layout', () => {
+  const ssh = (extra: string) => `
+adminClusters:
+  admin:
+    kubeconfig: /k
+    ssh:
+      host: 10.0.0.1
+      privateKeyPath: /keys/id
+${extra}
+repositories: { local: { path: /b } }
+`;
+
+  test("kubeadm's admin etcd paths by default; an ssh section is required only when used", () => {
+    const targets = workerTargets(
+      loadWorkerConfig({
+        ETCD_HA_RESTORE_CONFIG: file('admin-ok.yaml', ssh('      knownHostsPath: /k/known_hosts')),
+      }),
+    );
+    const admin = targets.adminCluster();
+    assert.deepEqual(admin.adminEtcd, {
+      namespace: 'kube-system',
+      podLabelSelector: 'component=etcd,tier=control-plane',
+      container: 'etcd',
+      etcdEndpoint: 'https://127.0.0.1:2379',
+      certificatesDir: '/etc/kubernetes/pki/etcd',
+      caFile: 'ca.crt',
+      certFile: 'healthcheck-client.crt',
+      keyFile: 'healthcheck-client.key',
+      workDir: '/',
+    });
+    const none = workerTargets(loadWorkerConfig({ ADMIN_CLUSTER_KUBECONFIG: '/k', HOME: '/h' }));
+    assert.throws(
+      () => none.adminCluster().ssh(),
+      (e: unknown) =>
+        e instanceof ApplicationFailure &&
+        e.type === 'NotConfigured' &&
+        /no ssh section/.test(e.message),
+    );
+  });
+
+  test('the host key is always checked: exactly one of knownHostsPath or hostKeyFingerprint', () => {
+    for (const [name, extra] of [
+      ['neither', ''],
+      [
+        'both',
+        '      knownHostsPath: /k/kh\n      hostKeyFingerprint: SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU',
+      ],
+    ] as const) {
+      assert.throws(
+        () =>
+          loadWorkerConfig({
+            ETCD_HA_RESTORE_CONFIG: file(`admin-${name}.yaml`, ssh(extra.replace('\\n', '\n'))),
+          }),
+        /exactly one of knownHostsPath or hostKeyFingerprint/,
+        name,
+      );
+    }
+    assert.throws(
+      () =>
+        loadWorkerConfig({
+          ETCD_HA_RESTORE_CONFIG: file(
+            'admin-md5.yaml',
+            ssh('      hostKeyFingerprint: MD5:aa:bb'),
+          ),
+        }),
+      /hostKeyFingerprint: must be a SHA256 fingerprint/,
+    );
+    assert.throws(
+      () =>
+        loadWorkerConfig({
+          ETCD_HA_RESTORE_CONFIG: file(
+            'admin-jump.yaml',
+            ssh(
+              '      knownHostsPath: /k/kh\n      jumpHost: { host: 10.0.0.2, privateKeyPath: /keys/id }',
+            ),
+          ),
+        }),
+      /jumpHost: give exactly one of knownHostsPath or hostKeyFingerprint/,
+    );
+  });
+
+  test("a user cluster's own profile overrides the admin cluster's, field by field", () => {
+    const config = loadWorkerConfig({
+      ETCD_HA_RESTORE_CONFIG: file(
+        'admin-profiles.yaml',
+        `adminClusters:
+  admin:
+    kubeconfig: /k
+    profile: { utilityImageRepository: registry.local/etcd-util }
+    userClusterProfiles:
+      old-one: { etcdContainer: etcd }
+repositories: { local: { path: /b } }
+`,
+      ),
+    });
+    const admin = workerTargets(config).adminCluster();
+    assert.equal(admin.userClusterProfile('old-one').etcdContainer, 'etcd');
+    assert.equal(
+      admin.userClusterProfile('old-one').utilityImageRepository,
+      'registry.local/etcd-util',
+    );
+    assert.equal(admin.userClusterProfile('other').etcdContainer, 'kube-etcd');
   });
 });

@@ -131,6 +131,19 @@ export const clusterProfileOverridesSchema = clusterProfileSchema.partial();
 export type ClusterProfileOverrides = z.input<typeof clusterProfileOverridesSchema>;
 
 /**
+ * Only the fields given, without defaults (zod's partial() still fills them in): a patch
+ * over another profile, as a user cluster's overrides are over its admin cluster's.
+ */
+export const clusterProfilePatchSchema = z.strictObject(
+  Object.fromEntries(
+    Object.entries(clusterProfileSchema.shape).map(([field, schema]) => [
+      field,
+      schema.removeDefault().optional(),
+    ]),
+  ),
+) as unknown as z.ZodType<Partial<ClusterProfile>, ClusterProfileOverrides>;
+
+/**
  * Fields every operation on a user cluster shares. Names only: which kubeconfig, which
  * directory, which images and endpoints — the worker's configuration says, by these names.
  */
