@@ -154,7 +154,31 @@ describe('help', () => {
     ],
     [
       ['backups', 'list'],
-      ['--cluster', '--repository', '--json', 'ETCD_HA_RESTORE_CONFIG'],
+      ['--cluster', '--admin-cluster', '--repository', '--json', 'ETCD_HA_RESTORE_CONFIG'],
+    ],
+    [
+      ['backups', 'show'],
+      ['<backup-id>', '--cluster', '--admin-cluster', '--repository', '--json', 'vendor'],
+    ],
+    [
+      ['backup', 'admin'],
+      ['--admin-cluster', '--repository', '--keep-last', '--wait', '--json', 'SPEC A2, A3'],
+    ],
+    [
+      ['backup', 'all'],
+      ['--admin-cluster', '--cluster', '--max-concurrent', '--keep-last', '--wait', 'SPEC A'],
+    ],
+    [
+      ['schedule', 'all', 'create'],
+      ['--admin-cluster', '--cluster', '--every', '--cron', '--max-concurrent', '--paused'],
+    ],
+    [
+      ['schedule', 'all', 'describe'],
+      ['--admin-cluster', '--json'],
+    ],
+    [
+      ['schedule', 'all', 'pause'],
+      ['--admin-cluster', '--note'],
     ],
   ];
   test('each command documents its arguments and options', async () => {

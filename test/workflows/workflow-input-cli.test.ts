@@ -1,5 +1,5 @@
 /**
- * Both workflow types, started with the Temporal CLI binary exactly as an operator would
+ * Every workflow type, started with the Temporal CLI binary exactly as an operator would
  * (`temporal workflow start --type … --input '{json}'`): bad input fails the workflow at
  * once, non-retryably, naming the bad field; good input gets past validation.
  */
@@ -186,5 +186,41 @@ describe('restoreUserCluster started with the Temporal CLI', () => {
     for (const members of [1, 3]) {
       await expectPastValidation('restoreUserCluster', { ...goodRestore, members });
     }
+  });
+});
+
+describe('backupAdminCluster and backupAll started with the Temporal CLI', () => {
+  const badInputs: Array<[string, string, unknown, RegExp]> = [
+    ['backupAdminCluster', 'an SSH host in the input', { sshHost: '10.0.0.1' }, /sshHost/],
+    [
+      'backupAdminCluster',
+      'a key path in the input',
+      { privateKeyPath: '/root/.ssh/id_ed25519' },
+      /privateKeyPath/,
+    ],
+    [
+      'backupAdminCluster',
+      'an admin cluster that is not a name',
+      { adminCluster: 'a b' },
+      /adminCluster: /,
+    ],
+    [
+      'backupAll',
+      'a user cluster named twice',
+      { userClusterNames: ['a', 'a'] },
+      /must not name a cluster twice/,
+    ],
+    ['backupAll', 'no user cluster in the list', { userClusterNames: [] }, /userClusterNames: /],
+    ['backupAll', 'a concurrency of 0', { maxConcurrent: 0 }, /maxConcurrent: /],
+    ['backupAll', 'a jump host in the input', { jumpHost: '10.0.0.2' }, /jumpHost/],
+  ];
+  for (const [type, what, input, fieldMessage] of badInputs) {
+    test(`${type} fails at once, non-retryably, on ${what}`, () =>
+      expectInvalidInput(type, input, fieldMessage));
+  }
+
+  test('good input passes validation; the unloadable kubeconfig is named, never quoted', async () => {
+    await expectPastValidation('backupAdminCluster', {});
+    await expectPastValidation('backupAll', { maxConcurrent: 3 });
   });
 });
