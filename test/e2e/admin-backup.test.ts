@@ -391,9 +391,11 @@ test('A2+A3: the admin etcd snapshot and the node PKI, byte-identical, modes rec
     namespace: 'kube-system',
     pod: sim.adminEtcd?.podName ?? '',
     container: 'etcd',
-    argv: ['sh', '-c', 'ls / | grep "^admin-snapshot-" || true'],
+    argv: ['sh', '-c', 'ls / | grep "^snapshot-" || true'],
   });
   assert.equal(leftover.stdout, '', 'the snapshot file is gone from the admin etcd pod');
+  const saved = (await handle.query(progressQuery)).facts.snapshot ?? '';
+  assert.ok(saved.startsWith(`/snapshot-${backup.id}.1.db:`), `saved in the pod's / (${saved})`);
 
   // History: names, sizes and hashes, never a key or a PKI file's contents, nor how SSH gets there.
   const history = await historyText(handle);
