@@ -21,6 +21,7 @@ import {
   backupAdminClusterInputSchema,
   backupSnapshotLeftovers,
   FailureType,
+  failureTypeOf,
   formatBackupId,
   parseWorkflowInput,
 } from '../contract/index.js';
@@ -76,9 +77,15 @@ export async function backupAdminCluster(
   let etcdPod: { pod: string; container: string } | undefined;
   try {
     const pki = await copyPkiA2(target, backup, progress);
-    const etcd = await snapshotAdminEtcdA3(target, backup, progress, (pod) => {
-      etcdPod = pod;
-    });
+    const etcd = await snapshotAdminEtcdA3(
+      target,
+      backup,
+      progress,
+      (pod) => {
+        etcdPod = pod;
+      },
+      (warning) => warnings.push(warning),
+    );
 
     progress.step('store the admin backup, with its manifest');
     const snapshotEntry: AdminBackupEntry = {
@@ -188,6 +195,7 @@ async function snapshotAdminEtcdA3(
   backup: AdminBackupRefOf,
   progress: Progress,
   saved: (pod: { pod: string; container: string }) => void,
+  warn: (warning: string) => void,
 ) {
   progress.step(
     `A3 find the admin etcd pod (${target.etcd.podLabelSelector} in ${target.etcd.namespace})`,
@@ -219,10 +227,19 @@ async function snapshotAdminEtcdA3(
     'snapshot',
     `${pathInPod}: revision ${revision}, ${totalKey} keys, ${snapshot.sizeBytes} bytes`,
   );
-  const keyspace = await long.readKeyspaceAt.executeWithOptions(
-    { summary: `keyspace of ${source.pod} at revision ${revision}` },
-    [{ ...pod, profile: target.etcd, revision, cluster: false }],
-  );
+  // Read at once: the admin cluster's kube-apiserver compacts old revisions too.
+  const keyspace = await long.readKeyspaceAt
+    .executeWithOptions({ summary: `keyspace of ${source.pod} at revision ${revision}` }, [
+      { ...pod, profile: target.etcd, revision, cluster: false },
+    ])
+    .catch((error: unknown) => {
+      if (failureTypeOf(error) !== FailureType.RevisionCompacted) throw error;
+      warn(
+        `revision ${revision} of the admin etcd was compacted before its keyspace could be read: ` +
+          'the backup records no key count and no hash',
+      );
+      return undefined;
+    });
   const member = await quick.readEtcdMemberStatus.executeWithOptions(
     { summary: `etcdctl endpoint status in ${source.pod}` },
     [{ ...pod, profile: target.etcd }],
@@ -241,7 +258,7 @@ async function snapshotAdminEtcdA3(
     'copied',
     `${copy.sizeBytes} bytes, sha256 ${copy.sha256} (resumed from ${copy.resumedFromBytes})`,
   );
-  const fingerprint = keyspace.hashes[0];
+  const fingerprint = keyspace?.hashes[0];
   return {
     ...(source.kubernetesVersion ? { kubernetesVersion: source.kubernetesVersion } : {}),
     record: {
@@ -254,7 +271,7 @@ async function snapshotAdminEtcdA3(
       revision,
       totalKeys: totalKey,
       etcdHash: hash,
-      keyCount: keyspace.keyCount,
+      ...(keyspace ? { keyCount: keyspace.keyCount } : {}),
       ...(fingerprint
         ? { kvHash: fingerprint.hash, kvHashCompactRevision: fingerprint.compactRevision }
         : {}),
