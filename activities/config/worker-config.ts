@@ -86,31 +86,42 @@ export const adminSshSchema = z
 export type AdminSshConfig = z.output<typeof adminSshSchema>;
 export type SshServerConfig = Omit<AdminSshConfig, 'jumpHost' | 'pkiDir' | 'sudo'>;
 
-const adminClusterSchema = z.strictObject({
-  /** The admin cluster's kubeconfig on the worker (ADMIN_CLUSTER_KUBECONFIG). */
-  kubeconfig: absolutePath,
-  /** What differs from GKE on-prem's names, paths, endpoints and images. */
-  profile: clusterProfileOverridesSchema.optional(),
-  /**
-   * Which namespaces are user clusters: a list, or those whose labels match; by default
-   * every namespace holding the profile's etcd StatefulSet (kube-etcd).
-   */
-  userClusters: z
-    .union([
-      z.strictObject({ namespaces: z.array(dnsLabel).min(1) }),
-      z.strictObject({ labelSelector: z.string().min(1) }),
-    ])
-    .optional(),
-  /**
-   * What differs for one user cluster from `profile` (rarely needed: a user cluster of
-   * another layout; the simulated admin cluster gives each user cluster its own ports).
-   */
-  userClusterProfiles: z.record(dnsLabel, clusterProfilePatchSchema).optional(),
-  /** Where the admin cluster's own etcd is (A3): kubeadm's pod and paths unless overridden. */
-  adminEtcd: adminEtcdProfileOverridesSchema.optional(),
-  /** How the admin control-plane node is reached for its PKI (A2); no admin backup without it. */
-  ssh: adminSshSchema.optional(),
-});
+const adminClusterSchema = z
+  .strictObject({
+    /** The admin cluster's kubeconfig on the worker (ADMIN_CLUSTER_KUBECONFIG). */
+    kubeconfig: absolutePath.optional(),
+    /**
+     * Instead of a kubeconfig: the worker runs in a pod of this admin cluster and uses its
+     * service account (deploy/): the API server from KUBERNETES_SERVICE_HOST/PORT, the
+     * token and CA mounted at /var/run/secrets/kubernetes.io/serviceaccount/.
+     */
+    inCluster: z.literal(true).optional(),
+    /** What differs from GKE on-prem's names, paths, endpoints and images. */
+    profile: clusterProfileOverridesSchema.optional(),
+    /**
+     * Which namespaces are user clusters: a list, or those whose labels match; by default
+     * every namespace holding the profile's etcd StatefulSet (kube-etcd).
+     */
+    userClusters: z
+      .union([
+        z.strictObject({ namespaces: z.array(dnsLabel).min(1) }),
+        z.strictObject({ labelSelector: z.string().min(1) }),
+      ])
+      .optional(),
+    /**
+     * What differs for one user cluster from `profile` (rarely needed: a user cluster of
+     * another layout; the simulated admin cluster gives each user cluster its own ports).
+     */
+    userClusterProfiles: z.record(dnsLabel, clusterProfilePatchSchema).optional(),
+    /** Where the admin cluster's own etcd is (A3): kubeadm's pod and paths unless overridden. */
+    adminEtcd: adminEtcdProfileOverridesSchema.optional(),
+    /** How the admin control-plane node is reached for its PKI (A2); no admin backup without it. */
+    ssh: adminSshSchema.optional(),
+  })
+  .refine(
+    (c) => (c.kubeconfig === undefined) !== (c.inCluster === undefined),
+    "give exactly one of kubeconfig (a file on the worker) and inCluster: true (the pod's service account)",
+  );
 
 const repositorySchema = z.strictObject({
   /** A directory on the worker's disk, outside the cluster (B4); created 0700. */

@@ -1,4 +1,5 @@
 /** Kubernetes API clients of an admin cluster, and how API errors are read. */
+import { existsSync } from 'node:fs';
 import {
   AppsV1Api,
   CoreV1Api,
@@ -10,6 +11,7 @@ import {
 import { ApplicationFailure } from '@temporalio/common';
 import { type ClusterRef, FailureType } from '../../workflows/contract/index.js';
 import type { WorkerTargets } from '../config/targets.js';
+import type { AdminClusterConfig } from '../config/worker-config.js';
 
 export interface Kube {
   config: KubeConfig;
@@ -34,10 +36,10 @@ export function kubeClientsOf(targets: WorkerTargets): KubeClients {
     forCluster({ adminCluster }) {
       const { config } = targets.adminCluster(adminCluster);
       try {
-        return connectKube(config.kubeconfig);
+        return connectKube(config);
       } catch (error) {
         console.error(
-          `worker: cannot load the kubeconfig of admin cluster ${adminCluster} (${config.kubeconfig}): ${String(error)}`,
+          `worker: cannot load the kubeconfig of admin cluster ${adminCluster} (${config.kubeconfig ?? 'in-cluster service account'}): ${String(error)}`,
         );
         throw ApplicationFailure.nonRetryable(
           `cannot load the kubeconfig of admin cluster ${adminCluster}; the worker's log says why`,
@@ -48,15 +50,48 @@ export function kubeClientsOf(targets: WorkerTargets): KubeClients {
   };
 }
 
-export function connectKube(kubeconfigPath: string): Kube {
-  const config = new KubeConfig();
-  config.loadFromFile(kubeconfigPath);
+/** Where an admin cluster's credentials come from: a kubeconfig file or the pod's service account. */
+export type KubeSource = Pick<AdminClusterConfig, 'kubeconfig' | 'inCluster'>;
+
+/** Clients of one admin cluster, from a kubeconfig path or a KubeSource. */
+export function connectKube(source: string | KubeSource): Kube {
+  const { kubeconfig } = typeof source === 'string' ? { kubeconfig: source } : source;
+  let config: KubeConfig;
+  if (kubeconfig !== undefined) {
+    config = new KubeConfig();
+    config.loadFromFile(kubeconfig);
+  } else {
+    config = inClusterKubeConfig();
+  }
   return {
     config,
     core: config.makeApiClient(CoreV1Api),
     apps: config.makeApiClient(AppsV1Api),
     policy: config.makeApiClient(PolicyV1Api),
   };
+}
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
+
+/**
+ * The pod's service account, as client-node's loadFromCluster reads it (the token file is
+ * re-read as the kubelet rotates it). Checked first: client-node would otherwise talk to
+ * `https://undefined:undefined`, or fail later on a missing token. `pathPrefix` is for tests.
+ */
+export function inClusterKubeConfig(pathPrefix = ''): KubeConfig {
+  if (!process.env.KUBERNETES_SERVICE_HOST || !process.env.KUBERNETES_SERVICE_PORT) {
+    throw new Error(
+      'inCluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set: the worker is not running in a pod',
+    );
+  }
+  if (!existsSync(`${pathPrefix}${SERVICE_ACCOUNT_TOKEN}`)) {
+    throw new Error(
+      `inCluster: no service account token at ${pathPrefix}${SERVICE_ACCOUNT_TOKEN} (automountServiceAccountToken false?)`,
+    );
+  }
+  const config = new KubeConfig();
+  config.loadFromCluster(pathPrefix);
+  return config;
 }
 
 /** client-node sends JSON patch by default; our patches are merge patches. */

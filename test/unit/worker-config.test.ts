@@ -3,13 +3,14 @@
  * YAML file or the environment, every bad field named; and the names resolved.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
 import { workerTargets } from '../../activities/config/targets.js';
 import { loadWorkerConfig } from '../../activities/config/worker-config.js';
+import { inClusterKubeConfig } from '../../activities/kube/client.js';
 import { loadWorkerProcessConfig } from '../../worker/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'worker-config-'));
@@ -267,5 +268,51 @@ repositories: { local: { path: /b } }
       'registry.local/etcd-util',
     );
     assert.equal(admin.userClusterProfile('other').etcdContainer, 'kube-etcd');
+  });
+});
+
+describe('inCluster: the worker in a pod of the admin cluster uses its service account', () => {
+  const parse = (admin: object) =>
+    loadWorkerConfig({
+      ETCD_HA_RESTORE_CONFIG: file(
+        `in-cluster-${Math.random()}.json`,
+        JSON.stringify({ adminClusters: { admin: admin }, repositories: { r: { path: '/r' } } }),
+      ),
+    });
+
+  test('inCluster: true instead of a kubeconfig; both, or neither, are refused', () => {
+    assert.deepEqual(parse({ inCluster: true }).adminClusters.admin, { inCluster: true });
+    const oneOf = /adminClusters\.admin: give exactly one of kubeconfig .* and inCluster: true/;
+    assert.throws(() => parse({ inCluster: true, kubeconfig: '/k' }), oneOf);
+    assert.throws(() => parse({}), oneOf);
+    assert.throws(() => parse({ inCluster: false }), /inCluster/);
+  });
+
+  test('reads the API server from the environment and the mounted token and CA', () => {
+    const saved = { ...process.env };
+    const prefix = join(dir, 'pod');
+    const saDir = join(prefix, 'var/run/secrets/kubernetes.io/serviceaccount');
+    try {
+      delete process.env.KUBERNETES_SERVICE_HOST;
+      delete process.env.KUBERNETES_SERVICE_PORT;
+      assert.throws(
+        () => inClusterKubeConfig(prefix),
+        /KUBERNETES_SERVICE_HOST .* not running in a pod/,
+      );
+      process.env.KUBERNETES_SERVICE_HOST = '10.96.0.1';
+      process.env.KUBERNETES_SERVICE_PORT = '443';
+      assert.throws(
+        () => inClusterKubeConfig(prefix),
+        new RegExp(`no service account token at ${saDir}/token`),
+      );
+      mkdirSync(saDir, { recursive: true });
+      writeFileSync(join(saDir, 'token'), 'token');
+      const config = inClusterKubeConfig(prefix);
+      assert.equal(config.getCurrentCluster()?.server, 'https://10.96.0.1:443');
+      assert.equal(config.getCurrentCluster()?.caFile, join(saDir, 'ca.crt'));
+      assert.equal(config.getCurrentUser()?.authProvider?.config?.tokenFile, join(saDir, 'token'));
+    } finally {
+      process.env = saved;
+    }
   });
 });
