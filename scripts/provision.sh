@@ -10,6 +10,7 @@
 #   busybox         Debian busybox (the simulator's BusyBox utility image)
 #   openssl, unzip  certificates for the simulated cluster; kubectl peer extraction
 #   sshd, sudo      Debian openssh-server + sudo (the admin node the PKI copy test reaches, SPEC A2)
+#   chromium        Debian chromium, driven headless by playwright-core (the Web UI test)
 #   temporal        $TEMPORAL_CLI_PATH, else `temporal` on PATH, else a cached build of
 #                   `go install github.com/temporalio/cli/cmd/temporal@v1.5.1`
 set -euo pipefail
@@ -63,6 +64,7 @@ ensure_command unzip unzip
 sshd_path=$(command -v sshd || echo /usr/sbin/sshd)
 ensure_command sudo sudo
 ensure_command ssh-keygen openssh-client
+ensure_command chromium chromium
 
 bwrap --ro-bind / / --dev /dev --proc /proc true 2>/dev/null ||
   fail "bwrap cannot create a sandbox here (user namespaces disabled?); the simulated cluster needs it."
@@ -163,6 +165,8 @@ say "busybox  $(command -v busybox) ($(busybox 2>&1 | head -n 1 | awk '{print $2
 say "openssl  $(command -v openssl) ($(openssl version | awk '{print $2}'))"
 say "sshd     $sshd_path ($("$sshd_path" -V 2>&1 | head -n 1 || true))"
 say "sudo     $(command -v sudo) ($(sudo -V | head -n 1 | awk '{print $3}'))"
+chromium_version=$(chromium --version 2>/dev/null | awk '{print $2}')
+say "chromium $(command -v chromium) ($chromium_version)"
 
 cat >"$repo_root/.tools.json.tmp" <<EOF
 {
@@ -176,6 +180,8 @@ cat >"$repo_root/.tools.json.tmp" <<EOF
   "bwrapVersion": "$bwrap_version",
   "sshd": "$sshd_path",
   "sudo": "$(command -v sudo)",
+  "chromium": "$(command -v chromium)",
+  "chromiumVersion": "$chromium_version",
   "etcdReleases": {$etcd_built_json
   }
 }

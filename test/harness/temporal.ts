@@ -203,16 +203,16 @@ export function simWorkerConfig(
 }
 
 /**
- * A dev server, a client and a running worker on a fresh task queue. The worker's
+ * A dev server (with its Web UI if `ui`), a client and a running worker on a fresh task queue. The worker's
  * activities are the real ones, built from the worker configuration `config` (see
  * `simWorkerConfig`), or `activities` when given (mocks, for workflow-logic tests).
  * Call `teardown` from an `after` hook so it runs even when a test fails.
  */
 export async function startTemporalTestContext(
   name: string,
-  options: { config?: WorkerConfigInput; activities?: object } = {},
+  options: { config?: WorkerConfigInput; activities?: object; ui?: boolean } = {},
 ): Promise<TemporalTestContext> {
-  const server = await startDevServer();
+  const server = await startDevServer({ ui: options.ui ?? false });
   const scratch = mkdtempSync(join(tmpdir(), 'etcd-ha-restore-test-'));
   const env = await TestWorkflowEnvironment.createFromExistingServer({
     address: server.address,

@@ -24,6 +24,8 @@ const toolsSchema = z.object({
   /** Debian's openssh-server and sudo, for the admin node of the PKI copy (SPEC A2). */
   sshd: z.string().optional(),
   sudo: z.string().optional(),
+  /** Debian's chromium, for the Web UI test (playwright-core drives it; it downloads no browser). */
+  chromium: z.string(),
   etcdReleases: z.partialRecord(z.enum(ETCD_LINES), etcdReleaseSchema),
 });
 export type Tools = z.infer<typeof toolsSchema>;
