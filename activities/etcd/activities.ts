@@ -40,6 +40,7 @@ import {
   parseHashKv,
   parseKeyCount,
   parseSnapshotStatus,
+  SCAN_TIMEOUT_S,
   snapshotRestoreCommand,
   snapshotSaveCommand,
   snapshotStatusCommand,
@@ -57,6 +58,11 @@ import {
 
 /** etcdctl's --command-timeout for a snapshot save: a save that cannot finish ends, and is retried. */
 const SNAPSHOT_SAVE_TIMEOUT_S = 1800;
+
+/** How long a command in a pod may run: a keyspace scan's etcdctl timeout, and a minute more. */
+const COMMAND_TIMEOUT_MS = (SCAN_TIMEOUT_S + 60) * 1000;
+/** `snapshot restore` writes the whole database (and fsyncs it) on the member's volume. */
+const RESTORE_TIMEOUT_MS = 60 * 60_000;
 
 /** The member's data PVC has room for the restored data beside the old (restore into scratch). */
 export interface VolumeSpace {
@@ -88,11 +94,14 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     container: input.container,
     path,
   });
-  const exec = (input: PodRef, argv: string[]) =>
+  // Every command is bounded: one that hangs (a stuck volume, an etcd that never answers)
+  // fails and is retried instead of holding the step for the activity's two hours.
+  const exec = (input: PodRef, argv: string[], timeoutMs = COMMAND_TIMEOUT_MS) =>
     execInPodChecked(kubeFor(input).config, {
       ...podFile(input, '/'),
       argv,
       signal: cancellationSignal(),
+      timeoutMs,
     });
 
   /** `snapshot status` of a file in the pod; a file etcdctl cannot read is corrupt. */
@@ -252,6 +261,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
         const { stdout } = await exec(
           input,
           restoreIntoScratchArgv({ paths, attempt, restoreArgv: restore }),
+          RESTORE_TIMEOUT_MS,
         );
         return parseState(stdout, ['restored', 'already-restored', 'already-replaced'] as const);
       } catch (error) {

@@ -180,6 +180,9 @@ export function endpointStatusCommand(
  * The response's `count` is the whole range's size even with a limit (etcdctl 3.4 has no
  * --count-only). With `revision` 0, the current revision.
  */
+/** How long etcdctl may take for a command that reads the whole keyspace (a count, a hash). */
+export const SCAN_TIMEOUT_S = 600;
+
 export function keyCountCommand(
   profile: EtcdConnection,
   revision: number,
@@ -194,6 +197,8 @@ export function keyCountCommand(
     '--keys-only',
     '--limit=1',
     `--rev=${checkedRevision(revision)}`,
+    // A count walks the whole keyspace: etcdctl's default 5 s does not last on a big one.
+    `--command-timeout=${SCAN_TIMEOUT_S}s`,
     '-w',
     'json',
   ];
@@ -210,7 +215,14 @@ export function hashKvCommand(
   options: EndpointQueryOptions = {},
   tools: EtcdTools = ETCDCTL_ONLY,
 ): string[] {
-  return endpointCommand(profile, 'hashkv', [`--rev=${checkedRevision(revision)}`], options, tools);
+  return endpointCommand(
+    profile,
+    'hashkv',
+    // Hashing reads the whole keyspace: etcdctl's default 5 s does not last on a big one.
+    [`--rev=${checkedRevision(revision)}`, `--command-timeout=${SCAN_TIMEOUT_S}s`],
+    options,
+    tools,
+  );
 }
 
 /** `etcdctl <connection flags> endpoint <subcommand> <args> -w json [--cluster]`. */

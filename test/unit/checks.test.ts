@@ -17,6 +17,7 @@ import {
   checkCluster,
   memberNode,
   originalReplicas,
+  stopIsPointOfNoReturn,
   type RestoredEtcd,
   verifyControlPlane,
   verifyRestoredEtcd,
@@ -147,6 +148,28 @@ describe('checkCluster', () => {
       FailureType.ClusterState,
       /kube-etcd-0 has no pod on a node: its node cannot be known/,
     );
+  });
+});
+
+describe('stopIsPointOfNoReturn: can stopping kube-etcd be undone by scaling back?', () => {
+  const ordered = { podManagementPolicy: 'OrderedReady' as const, readiness: 'none' as const };
+  const withReady = (ready: boolean[]) =>
+    inventory(ready.length, {
+      etcdStatefulSet: ordered,
+      members: inventory(ready.length).members.map((m, n) => ({ ...m, ready: ready[n] === true })),
+    });
+  test('Parallel: always, whichever member is broken', () => {
+    assert.equal(stopIsPointOfNoReturn(inventory(3), 3), false);
+  });
+  test('OrderedReady with a broken member below a healthy one: no (scaling back would start only the broken one)', () => {
+    assert.equal(stopIsPointOfNoReturn(withReady([false, true, true]), 3), true);
+    assert.equal(stopIsPointOfNoReturn(withReady([true, false, true]), 3), true);
+  });
+  test('OrderedReady with every member Ready, or only the last broken, or all broken: yes', () => {
+    assert.equal(stopIsPointOfNoReturn(withReady([true, true, true]), 3), false);
+    assert.equal(stopIsPointOfNoReturn(withReady([true, true, false]), 3), false);
+    assert.equal(stopIsPointOfNoReturn(withReady([false, false, false]), 3), false);
+    assert.equal(stopIsPointOfNoReturn(withReady([false]), 1), false);
   });
 });
 

@@ -49,6 +49,18 @@ export function memberNode(inventory: ClusterInventory, n: number): string | und
 }
 
 /**
+ * Whether stopping kube-etcd can be undone. OrderedReady starts pods in order, each once the
+ * one before is Ready: if a member that was not Ready (corrupt, crash-looping) has a lower
+ * number than one that was, scaling back starts the broken one and never the healthy one
+ * above it. Then stopping etcd is the restore's point of no return, and comes after it.
+ */
+export function stopIsPointOfNoReturn(inventory: ClusterInventory, members: number): boolean {
+  if (inventory.etcdStatefulSet.podManagementPolicy !== 'OrderedReady') return false;
+  const ready = (n: number) => inventory.members.find((m) => m.member === n)?.ready === true;
+  return range(members).some((i) => !ready(i) && range(members).some((j) => j > i && ready(j)));
+}
+
+/**
  * The number of members to restore, after checking the cluster is as the runbook expects:
  * 1 or 3 members, each with a pod on its own existing node, and each with its PVC; and a
  * kube-etcd the restore can start again (OrderedReady with a readiness probe that goes

@@ -7,7 +7,7 @@
  * made, with how to put it back. After it, every step runs under the Operator: it is
  * retried, repairs what it can, and waits for a person rather than fail.
  */
-import { ActivityCancellationType, ApplicationFailure } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { long, persistent, quick } from '../activities.js';
 import {
   type ClusterInventory,
@@ -35,6 +35,7 @@ import {
   originalReplicas,
   type RestoredEtcd,
   range,
+  stopIsPointOfNoReturn,
   verifyControlPlane,
 } from './checks.js';
 import type { Undo } from './undo.js';
@@ -211,11 +212,19 @@ export function planRestore(
       `${profile.maintenanceDeployment} ${inventory.maintenanceReplicas} → 0 → ${originals.maintenance}`,
       `${profile.etcdStatefulSet} ${inventory.etcdReplicas} → 0 → ${originals.etcd}`,
     ],
-    notes: previous
-      ? [
-          `the counts put back are those the unfinished restore ${previous.workflowId} recorded on the cluster`,
-        ]
-      : [],
+    notes: [
+      ...(previous
+        ? [
+            `the counts put back are those the unfinished restore ${previous.workflowId} recorded on the cluster`,
+          ]
+        : []),
+      ...(stopIsPointOfNoReturn(inventory, members)
+        ? [
+            `${profile.etcdStatefulSet} is OrderedReady and a member below a healthy one is not Ready: once stopped, ` +
+              'it cannot be started as it was, so stopping etcd is the point of no return',
+          ]
+        : []),
+    ],
   };
 }
 
@@ -340,7 +349,8 @@ async function restoreIntoScratchH5c(
 /**
  * Before H2: the originals (replica counts, and the PDB about to be deleted) recorded on
  * the cluster itself, so a restore started after this one is abandoned puts back the
- * truth, not the zeros. Removed once everything is back.
+ * truth, not the zeros. Removed once everything is back. An earlier restore's record is
+ * kept as it is, also by an undo: it still says what the cluster had before either.
  */
 export async function recordOriginals(
   ctx: RestoreContext,
@@ -348,18 +358,20 @@ export async function recordOriginals(
   pdb: PdbManifest | undefined,
   undo: Undo,
 ): Promise<void> {
-  undo.register(
-    'record',
-    `ConfigMap ${ctx.cluster.namespace}/etcd-ha-restore-record with the originals`,
-    () => quick.clearRestoreRecord(ctx.cluster),
-  );
+  if (!inventory.previousRestore) {
+    undo.register(
+      'record',
+      `ConfigMap ${ctx.cluster.namespace}/etcd-ha-restore-record with the originals`,
+      () => quick.clearRestoreRecord(ctx.cluster),
+    );
+  }
   await quick.recordRestore.executeWithOptions(
     { summary: 'record the originals on the cluster', ...UNTIL_STOPPED },
     [
       {
         ...ctx.cluster,
         record: inventory.previousRestore ?? {
-          workflowId: ctx.token,
+          workflowId: workflowInfo().workflowId,
           startedAt: new Date().toISOString(),
           replicas: originals,
           ...(pdb ? { pdb } : {}),
@@ -392,6 +404,9 @@ export async function savePdbH2(
     ctx.progress.note(`no PodDisruptionBudget ${name}: nothing to save`);
     return undefined;
   }
+  // An undo puts back what was there at inspection: a PDB an abandoned restore had already
+  // deleted stays deleted (H9 re-creates it when this restore finishes).
+  if (!saved) return manifest;
   undo.register(
     'H2',
     `PodDisruptionBudget ${name} deleted: it is re-created from the saved manifest (H9)`,
@@ -408,23 +423,32 @@ export async function savePdbH2(
 
 /**
  * H3: scale kube-apiserver and gke-master-etcd-maintenance to 0, so nothing uses etcd.
- * The counts put back (H7, H8) are the originals, not the runbook's 3 and 1; an undo waits
- * only for as many pods ready as were ready at inspection.
+ * The counts put back (H7, H8) are the originals, not the runbook's 3 and 1. An undo puts
+ * back what it found at inspection — the same, unless an abandoned restore left zeros,
+ * which are then left: starting anything on its half-replaced data would be worse — and
+ * waits only for as many pods ready as were ready then.
  */
 export async function scaleDownH3(ctx: RestoreContext, inspection: Inspection, undo: Undo) {
   const { apiserver, maintenance, cluster } = ctx;
-  const { originals, inventory } = inspection;
+  const { inventory } = inspection;
   ctx.progress.step(`H3 scale ${apiserver.name} and ${maintenance.name} to 0`);
   for (const [id, target, replicas, minReady, kind] of [
-    ['H3-apiserver', apiserver, originals.apiserver, inventory.ready.apiserver, 'statefulset'],
+    [
+      'H3-apiserver',
+      apiserver,
+      inventory.apiserverReplicas,
+      inventory.ready.apiserver,
+      'statefulset',
+    ],
     [
       'H3-maintenance',
       maintenance,
-      originals.maintenance,
+      inventory.maintenanceReplicas,
       inventory.ready.maintenance,
       'deployment',
     ],
   ] as const) {
+    if (replicas === 0) continue;
     undo.register(
       id,
       `${target.name} at 0 replicas (was ${replicas}): kubectl -n ${cluster.namespace} scale ${kind} ${target.name} --replicas=${replicas}`,
@@ -448,21 +472,27 @@ export async function scaleDownH3(ctx: RestoreContext, inspection: Inspection, u
  * crash-looping member between two restarts — would have its data replaced under a
  * running etcd. Started again in H6.
  */
-export async function stopEtcdMembers(ctx: RestoreContext, inspection: Inspection, undo: Undo) {
+export async function stopEtcdMembers(
+  ctx: RestoreContext,
+  inspection: Inspection,
+  undo: Undo,
+  reversible: boolean,
+) {
   const { etcd, cluster } = ctx;
-  const replicas = inspection.originals.etcd;
+  const replicas = inspection.inventory.etcdReplicas;
   ctx.progress.step(`stop every etcd member: scale ${etcd.name} to 0`);
-  undo.register(
-    'stop-etcd',
-    `${etcd.name} at 0 replicas (was ${replicas}): kubectl -n ${cluster.namespace} scale statefulset ${etcd.name} --replicas=${replicas}`,
-    () =>
+  const what = `${etcd.name} at 0 replicas (was ${replicas}): kubectl -n ${cluster.namespace} scale statefulset ${etcd.name} --replicas=${replicas}`;
+  // Where it cannot be put back (stopIsPointOfNoReturn), it is only listed as changed.
+  if (!reversible) undo.register('stop-etcd', what);
+  else if (replicas > 0)
+    undo.register('stop-etcd', what, () =>
       long.scaleTo.executeWithOptions({ summary: `undo: scale ${etcd.name} back` }, [
         { ...etcd, replicas, minReady: inspection.inventory.ready.etcd, timeoutMs: WAIT },
       ]),
-  );
+    );
   // Watched a while stopped: a controller that starts it again is found now, while all is
   // put back, not at the first swap.
-  await long.stopEtcdMembers.executeWithOptions(
+  await (reversible ? long : persistent).stopEtcdMembers.executeWithOptions(
     { summary: `stop etcd: ${etcd.name} to 0, every member pod gone`, ...UNTIL_STOPPED },
     [{ ...etcd, timeoutMs: WAIT, staysStoppedMs: STAYS_STOPPED_MS }],
   );

@@ -51,7 +51,7 @@ import {
 } from '../contract/index.js';
 import { describeError, Progress } from '../progress.js';
 import { ApprovalGate } from './approval.js';
-import { changesSince, range, verifyRestoredEtcd } from './checks.js';
+import { changesSince, range, stopIsPointOfNoReturn, verifyRestoredEtcd } from './checks.js';
 import { HandedOver, Operator } from './operator.js';
 import * as step from './steps.js';
 import { Undo } from './undo.js';
@@ -123,8 +123,12 @@ export async function restoreUserCluster(
       checkLock(lock);
       pdb = await step.savePdbH2(ctx, inspection, undo);
       await step.scaleDownH3(ctx, inspection, undo);
-      await step.stopEtcdMembers(ctx, inspection, undo);
+      if (!stopIsPointOfNoReturn(inspection.inventory, inspection.members))
+        await step.stopEtcdMembers(ctx, inspection, undo, true);
       checkLock(lock);
+      // A cancellation that arrived with the last step still puts everything back.
+      if (CancellationScope.current().consideredCancelled)
+        await CancellationScope.current().cancelRequested;
     } catch (error) {
       const cancelled = isCancellation(error);
       const what = cancelled ? 'cancelled' : 'failed';
@@ -145,8 +149,17 @@ export async function restoreUserCluster(
     // ── Point of no return: from here the restore finishes whatever happens ──
     const root = CancellationScope.current();
     const result = await CancellationScope.nonCancellable(async () => {
-      progress.step('point of no return — H5d H5e H5f: swap the restored data in on each member');
       const members = range(inspection.members);
+      undo.settle('import');
+      if (stopIsPointOfNoReturn(inspection.inventory, inspection.members)) {
+        progress.step(
+          'point of no return — stop every etcd member (OrderedReady: it cannot be undone)',
+        );
+        await operator.untilDone('stop every etcd member', () =>
+          step.stopEtcdMembers(ctx, inspection, undo, false),
+        );
+      }
+      progress.step('point of no return — H5d H5e H5f: swap the restored data in on each member');
       await settleAll(
         members.map((n) =>
           operator.untilDone(`member ${n}'s swap (H5d–H5f)`, () =>
