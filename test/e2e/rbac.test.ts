@@ -2,17 +2,26 @@
  * deploy/ grants what the activities use, and nothing more. The worker runs with the
  * configuration of deploy/configmap.yaml (only how it reaches the API server and where its
  * volumes are differ: the simulator's kubeconfig and profile, scratch directories) against
- * the simulated admin cluster (OrderedReady kube-etcd), through backups from each member, a
- * 3-member restore of two corrupt members,
- * and a restore cancelled before its point of no return (everything undone). Every request
- * the simulated API server logged is then authorized against deploy/rbac.yaml as a real API
- * server would: none may be forbidden, and every grant must have been used.
+ * the simulated admin cluster (OrderedReady kube-etcd, and the admin cluster's own etcd pod in
+ * kube-system), through backups from each member, a 3-member restore of two corrupt members,
+ * a restore cancelled before its point of no return (everything undone), an admin-cluster
+ * backup (backupAdminCluster, A2 and A3) and backupAll (the user clusters as configured, and
+ * the admin cluster). Every request the simulated API server logged is then authorized against
+ * deploy/rbac.yaml as a real API server would: none may be forbidden, and every grant must
+ * have been used.
+ *
+ * The admin backup needs two things deploy/configmap.yaml does not give, added here: the
+ * admin etcd's endpoint in the simulator (`adminEtcd.etcdEndpoint`), and an `ssh` section for
+ * A2 (the node's PKI) — a real sshd on a loopback port (test/harness/sshd.ts) with a test user
+ * of this file's own, whose only sudo right is the one tar. A2 sends nothing to the API server;
+ * it runs because A3 comes after it.
  *
  * Also: the in-cluster credentials (inCluster: true) work against an API server, for REST
  * calls and for the exec WebSocket.
  */
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmod } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -28,15 +37,24 @@ import {
 import { inClusterKubeConfig } from '../../activities/kube/client.js';
 import { execInPod } from '../../activities/kube/exec.js';
 import { EtcdOpsClient } from '../../client/client.js';
-import { clusterProfileSchema } from '../../workflows/contract/index.js';
+import { adminEtcdProfileSchema, clusterProfileSchema } from '../../workflows/contract/index.js';
 import { stored } from '../harness/backups.js';
 import {
   compareWithGrants,
   type Manifest,
   Rbac,
+  type RbacRequest,
   rbacRequestsOf,
   readDeployManifests,
+  requestKey,
 } from '../harness/rbac.js';
+import {
+  ensureTestUser,
+  makeKeyPair,
+  removeTestUser,
+  type Sshd,
+  startSshd,
+} from '../harness/sshd.js';
 import { startTemporalTestContext, type TemporalTestContext } from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
 
@@ -60,6 +78,10 @@ assert.ok(adminName && admin, 'deploy/configmap.yaml names an admin cluster');
 const userClusters =
   admin.userClusters && 'namespaces' in admin.userClusters ? admin.userClusters.namespaces : [];
 const ns = userClusters[0] ?? '';
+/** Where the admin cluster's own etcd pod is (kube-system unless the ConfigMap says otherwise). */
+const adminEtcd = adminEtcdProfileSchema.parse(admin.adminEtcd ?? {});
+/** Not admin-backup.test.ts's user: the two files may run at once on one machine. */
+const SSH_USER = 'etcd-ha-restore-rbac';
 const rbac = new Rbac(manifests, {
   namespace: serviceAccount.metadata.namespace ?? '',
   name: serviceAccount.metadata.name,
@@ -69,6 +91,7 @@ const scratch = mkdtempSync(join(tmpdir(), 'rbac-'));
 let sim: SimCluster;
 let ctx: TemporalTestContext;
 let client: EtcdOpsClient;
+let sshd: Sshd | undefined;
 
 before(async () => {
   // OrderedReady, Kubernetes' default: the restore must delete member pods that the
@@ -76,15 +99,42 @@ before(async () => {
   sim = await startSimCluster({
     members: 3,
     userClusterName: ns,
-    adminEtcd: false,
     etcdPodManagementPolicy: 'OrderedReady',
   });
-  // The deployed configuration, reaching the simulator instead of the pod's API server.
+  const simAdminEtcd = sim.adminEtcd;
+  assert.ok(simAdminEtcd, 'the simulator runs the admin etcd pod');
+  // A2: the node's PKI, only root may read it; the SSH user may run the one tar, with sudo.
+  await chmod(simAdminEtcd.nodePkiDir, 0o700);
+  const key = await makeKeyPair(join(scratch, 'worker_ed25519'), 'etcd-ha-restore worker');
+  await removeTestUser(SSH_USER);
+  await ensureTestUser([simAdminEtcd.nodePkiDir], SSH_USER);
+  sshd = await startSshd({
+    authorizedKeys: [key.publicKey],
+    allowTcpForwarding: false,
+    user: SSH_USER,
+  });
+  const knownHostsPath = join(scratch, 'known_hosts');
+  writeFileSync(knownHostsPath, `${sshd.knownHostsLine}\n`);
+  // The deployed configuration, reaching the simulator instead of the pod's API server, and
+  // (what it does not give) the simulator's admin etcd endpoint and the node's SSH.
   const { inCluster: _inCluster, ...rest } = admin;
   const config: WorkerConfigInput = {
     ...deployed,
     adminClusters: {
-      [adminName]: { ...rest, kubeconfig: sim.kubeconfigPath, profile: sim.profile },
+      [adminName]: {
+        ...rest,
+        kubeconfig: sim.kubeconfigPath,
+        profile: sim.profile,
+        adminEtcd: { ...rest.adminEtcd, etcdEndpoint: simAdminEtcd.endpoint },
+        ssh: {
+          host: sshd.host,
+          port: sshd.port,
+          user: SSH_USER,
+          privateKeyPath: key.privateKeyPath,
+          knownHostsPath,
+          pkiDir: simAdminEtcd.nodePkiDir,
+        },
+      },
     },
     repositories: Object.fromEntries(
       Object.keys(deployed.repositories).map((name) => [name, { path: join(scratch, name) }]),
@@ -97,18 +147,40 @@ before(async () => {
 
 after(async () => {
   await ctx?.teardown();
+  await sshd?.stop();
+  await removeTestUser(SSH_USER);
   await sim?.stop();
   rmSync(scratch, { recursive: true, force: true });
 });
 
-test('deploy/ is consistent: one RoleBinding per configured user cluster, the worker runs as the bound account with the ConfigMap mounted', () => {
+test('deploy/ is consistent: one RoleBinding per configured user cluster and one for the admin etcd, the worker runs as the bound account with the ConfigMap mounted', () => {
   assert.equal(admin.inCluster, true, 'the deployed worker uses its service account');
   assert.ok(ns, 'the configuration lists its user clusters by name');
-  const bound = manifests
-    .filter((m) => m.kind === 'RoleBinding')
-    .map((m) => m.metadata.namespace)
-    .sort();
-  assert.deepEqual(bound, [...userClusters].sort(), 'a RoleBinding in each user cluster, no other');
+  const boundTo = (kind: string, name: string) =>
+    manifests
+      .filter((m) => {
+        const ref = m.roleRef as { kind: string; name: string } | undefined;
+        return m.kind === 'RoleBinding' && ref?.kind === kind && ref.name === name;
+      })
+      .map((m) => m.metadata.namespace)
+      .sort();
+  assert.deepEqual(
+    boundTo('ClusterRole', 'etcd-ha-restore-user-cluster'),
+    [...userClusters].sort(),
+    'a RoleBinding in each user cluster, no other',
+  );
+  const adminRole = one('Role');
+  assert.equal(
+    adminRole.metadata.namespace,
+    adminEtcd.namespace,
+    'the Role is where the admin etcd is',
+  );
+  assert.deepEqual(boundTo('Role', adminRole.metadata.name), [adminEtcd.namespace]);
+  assert.equal(
+    manifests.filter((m) => m.kind === 'RoleBinding').length,
+    userClusters.length + 1,
+    'no other RoleBinding',
+  );
 
   const pod = (one('Deployment').spec as { template: { spec: PodSpec } }).template.spec;
   assert.equal(pod.serviceAccountName, serviceAccount.metadata.name);
@@ -141,10 +213,14 @@ test('deploy/ is consistent: one RoleBinding per configured user cluster, the wo
   assert.deepEqual(names, gkeNames);
 });
 
-test('backups, a 3-member restore and an undone restore use exactly what deploy/rbac.yaml grants', {
+/** Where the runs below start in the simulator's request log; what each run checked. */
+let from: number | undefined;
+const ran = new Set<string>();
+
+test('user clusters: backups from each member, a 3-member restore and an undone restore', {
   timeout: 30 * 60_000,
 }, async () => {
-  const from = sim.requests.length;
+  from = sim.requests.length;
 
   await sim.putKey('/test/rbac', 'before the backup');
   const backup = stored(await (await client.startBackup({ userClusterName: ns })).result());
@@ -202,12 +278,54 @@ test('backups, a 3-member restore and an undone restore use exactly what deploy/
   }
   await assert.rejects(undone.result(), (e: Error) => e.cause instanceof CancelledFailure);
   assert.deepEqual(sim.violations, [], 'no protocol violation');
+  ran.add('user clusters');
+});
 
-  const requests = sim.requests.slice(from).flatMap(rbacRequestsOf);
+test('the admin cluster: backupAdminCluster (A2, A3), and backupAll over the configured user clusters', {
+  timeout: 15 * 60_000,
+}, async () => {
+  from ??= sim.requests.length;
+  await sim.waitReady(WAIT_MS);
+  // The worker's only admin cluster, as an operator would start it: no name.
+  const adminBackup = await (await client.startAdminBackup({})).result();
+  assert.equal(adminBackup.outcome, 'stored', JSON.stringify(adminBackup));
+  assert.equal(adminBackup.backup?.etcd.sourcePod, sim.adminEtcd?.podName);
+  assert.ok((adminBackup.backup?.pki.fileCount ?? 0) > 0, 'A2 copied the PKI');
+
+  const all = await (await client.startBackupAll({})).result();
+  assert.equal(all.outcome, 'stored', JSON.stringify(all));
+  // Discovery takes the ConfigMap's list (no StatefulSet listed across namespaces).
+  assert.equal(all.userClustersFrom, "the worker's configuration (userClusters.namespaces)");
+  assert.deepEqual(
+    all.parts.map((p) => [p.kind, p.name, p.outcome]),
+    [['admin', adminName, 'stored'], ...userClusters.map((n) => ['user-cluster', n, 'stored'])],
+  );
+  assert.deepEqual(sim.violations, [], 'no protocol violation');
+  ran.add('admin cluster');
+});
+
+test('every request of those runs is granted by deploy/rbac.yaml, and every grant was used', () => {
+  assert.deepEqual([...ran].sort(), ['admin cluster', 'user clusters'], 'both runs completed');
+  const logged = sim.requests.slice(from);
+  const requests = logged.flatMap(rbacRequestsOf);
   assert.ok(requests.length > 0);
   const { missing, unused } = compareWithGrants(rbac, requests);
   assert.deepEqual(missing, [], `requests deploy/rbac.yaml does not grant:\n${missing.join('\n')}`);
   assert.deepEqual(unused, [], `grants no request used:\n${unused.join('\n')}`);
+
+  // In kube-system the worker only lists pods and execs into the admin etcd pod, the one
+  // with the runbook's labels (what a Role naming that pod would also allow).
+  const inAdminNamespace = requests.filter((r) => r.namespace === adminEtcd.namespace);
+  assert.ok(inAdminNamespace.length > 0, `requests in ${adminEtcd.namespace}`);
+  const etcdPod = sim.pod(adminEtcd.namespace, sim.adminEtcd?.podName ?? '');
+  for (const pair of adminEtcd.podLabelSelector.split(',')) {
+    const [label = '', value] = pair.split('=');
+    assert.equal(etcdPod?.metadata.labels?.[label], value, `${etcdPod?.metadata.name}: ${pair}`);
+  }
+  const elsewhere = (r: RbacRequest) =>
+    !(r.resource === 'pods' && r.verb === 'list' && !r.subresource) &&
+    !(r.subresource === 'exec' && r.name === etcdPod?.metadata.name);
+  assert.deepEqual(inAdminNamespace.filter(elsewhere).map(requestKey), []);
 });
 
 test('inCluster: the service account token and CA work for API calls and the exec WebSocket', async () => {

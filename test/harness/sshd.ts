@@ -9,7 +9,9 @@
  *
  * The user and its sudoers drop-in are made by `ensureTestUser` and removed by
  * `removeTestUser` (also at the start of the next run, if a test died). The tests run as
- * root (sshd must, to switch users).
+ * root (sshd must, to switch users). A test file that may run beside another one on the same
+ * machine passes a user of its own (`user`), so that neither removes the other's user or
+ * replaces its sudo rule.
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -22,7 +24,7 @@ import { readTools } from './tools.js';
 const execFileAsync = promisify(execFile);
 
 export const TEST_USER = 'etcd-ha-restore-test';
-const SUDOERS = `/etc/sudoers.d/${TEST_USER}`;
+const sudoersOf = (user: string) => `/etc/sudoers.d/${user}`;
 
 async function run(file: string, args: string[]): Promise<string> {
   const { stdout } = await execFileAsync(file, args, {
@@ -52,8 +54,8 @@ export async function makeKeyPair(path: string, comment: string): Promise<KeyPai
  * The dedicated test user (no password, no home, login by key only) and its sudoers
  * drop-in: `sudo -n tar -C <parent> -cf - <dir>` for each directory given, nothing else.
  */
-export async function ensureTestUser(tarDirectories: string[]): Promise<void> {
-  const exists = await run('getent', ['passwd', TEST_USER]).then(
+export async function ensureTestUser(tarDirectories: string[], user = TEST_USER): Promise<void> {
+  const exists = await run('getent', ['passwd', user]).then(
     () => true,
     () => false,
   );
@@ -65,26 +67,26 @@ export async function ensureTestUser(tarDirectories: string[]): Promise<void> {
       '/nonexistent',
       '--shell',
       '/bin/sh',
-      TEST_USER,
+      user,
     ]);
   }
   // '*': no password, but not locked ('!'), which sshd without PAM would refuse.
-  await run('usermod', ['-p', '*', TEST_USER]);
+  await run('usermod', ['-p', '*', user]);
   const tar = (await run('sh', ['-c', 'command -v tar'])).trim();
   const rules = tarDirectories.map((dir) => {
     const parent = dir.replace(/\/[^/]+$/, '');
     const base = dir.slice(parent.length + 1);
-    return `${TEST_USER} ALL=(root) NOPASSWD: ${tar} -C ${parent} -cf - ${base}`;
+    return `${user} ALL=(root) NOPASSWD: ${tar} -C ${parent} -cf - ${base}`;
   });
-  const file = `${SUDOERS}.tmp`;
+  const file = `${sudoersOf(user)}.tmp`;
   await writeFile(file, `${rules.join('\n')}\n`, { mode: 0o440 });
   await run('visudo', ['-c', '-q', '-f', file]);
-  await run('mv', [file, SUDOERS]);
+  await run('mv', [file, sudoersOf(user)]);
 }
 
-export async function removeTestUser(): Promise<void> {
-  await rm(SUDOERS, { force: true });
-  await run('userdel', [TEST_USER]).catch(() => undefined);
+export async function removeTestUser(user = TEST_USER): Promise<void> {
+  await rm(sudoersOf(user), { force: true });
+  await run('userdel', [user]).catch(() => undefined);
 }
 
 export interface Sshd {
@@ -99,8 +101,10 @@ export interface Sshd {
 }
 
 export interface SshdOptions {
-  /** Public keys allowed to log in as TEST_USER. */
+  /** Public keys allowed to log in as `user`. */
   authorizedKeys: string[];
+  /** The one user it lets in (ensureTestUser's); TEST_USER by default. */
+  user?: string;
   /** A jump host forwards TCP; a node does not. */
   allowTcpForwarding: boolean;
 }
@@ -133,7 +137,7 @@ export async function startSshd(options: SshdOptions): Promise<Sshd> {
       'KbdInteractiveAuthentication no',
       'UsePAM no',
       'PermitRootLogin no',
-      `AllowUsers ${TEST_USER}`,
+      `AllowUsers ${options.user ?? TEST_USER}`,
       `AllowTcpForwarding ${options.allowTcpForwarding ? 'yes' : 'no'}`,
       'X11Forwarding no',
       'PrintMotd no',

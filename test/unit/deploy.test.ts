@@ -3,7 +3,8 @@
  * (client-node's generated v1 models, which carry the OpenAPI field names and types, as
  * `kubectl apply --validate=strict` would refuse an unknown one); the worker's pod meets the
  * "restricted" Pod Security level its namespace enforces; every Kubernetes API call in
- * activities/ is granted by deploy/rbac.yaml, also on paths the e2e runs do not take
+ * activities/ is granted by deploy/rbac.yaml, in the namespace it is sent to (a user
+ * cluster's, or the admin etcd's kube-system), also on paths the e2e runs do not take
  * (test/e2e/rbac.test.ts checks the other direction with real traffic); the names the rules
  * are limited to are exactly the GKE on-prem names of members 0-2.
  */
@@ -14,8 +15,9 @@ import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
-import { parseWorkerConfig } from '../../activities/config/worker-config.js';
+import { parseWorkerConfig, type WorkerConfig } from '../../activities/config/worker-config.js';
 import {
+  adminEtcdProfileSchema,
   clusterProfileSchema,
   memberPodName,
   RESTORE_RECORD_CONFIGMAP,
@@ -40,6 +42,10 @@ const deployed = parseWorkerConfig(
 const userCluster = Object.values(deployed.adminClusters).flatMap((a) =>
   a.userClusters && 'namespaces' in a.userClusters ? a.userClusters.namespaces : [],
 )[0];
+/** Where the admin cluster's own etcd pod is (SPEC A3): kube-system unless configured. */
+const adminEtcdNamespace = adminEtcdProfileSchema.parse(
+  Object.values(deployed.adminClusters)[0]?.adminEtcd ?? {},
+).namespace;
 
 interface AttributeType {
   baseName: string;
@@ -92,6 +98,8 @@ describe('deploy/ manifests', () => {
       'Deployment',
       'Namespace',
       'PersistentVolumeClaim',
+      'Role',
+      'RoleBinding',
       'RoleBinding',
       'ServiceAccount',
     ]);
@@ -156,14 +164,19 @@ describe('deploy/ manifests', () => {
   });
 });
 
-/** client-node method name → the request it sends, as RBAC sees it. */
+/**
+ * client-node method name → the request it sends, as RBAC sees it. `namespaced`: sent to one
+ * namespace (a RoleBinding there can grant it); `…ForAllNamespaces` and cluster-scoped kinds
+ * are not (only a ClusterRoleBinding can).
+ */
 function requestOfMethod(method: string): { verb: string; resource: string; namespaced: boolean } {
   const match =
-    /^(read|list|create|delete|patch|replace)(Namespaced)?(Pod|Secret|ConfigMap|PersistentVolumeClaim|StatefulSet|Deployment|PodDisruptionBudget|Namespace|Node)(Scale|Status|Log)?$/.exec(
+    /^(read|list|create|delete|patch|replace)(Namespaced)?(Pod|Secret|ConfigMap|PersistentVolumeClaim|StatefulSet|Deployment|PodDisruptionBudget|Namespace|Node)(Scale|Status|Log)?(ForAllNamespaces)?$/.exec(
       method,
     );
   if (!match) throw new Error(`${method}: unknown client-node method: add it to this table`);
-  const [, verb = '', namespaced, kind = '', sub] = match;
+  const [, verb = '', namespaced, kind = '', sub, allNamespaces] = match;
+  if (namespaced && allNamespaces) throw new Error(`${method}: not a client-node method`);
   const plural = kind === 'PodDisruptionBudget' ? 'poddisruptionbudgets' : `${kind.toLowerCase()}s`;
   return {
     verb: { read: 'get', replace: 'update' }[verb] ?? verb,
@@ -183,45 +196,115 @@ function sourceFiles(dir: string): string[] {
   );
 }
 
-describe('deploy/rbac.yaml and the code', () => {
-  test('every Kubernetes API call in activities/ is granted', () => {
-    const groupOf: Record<string, string> = { core: '', apps: 'apps', policy: 'policy' };
-    const calls: string[] = [];
-    const forbidden: string[] = [];
-    for (const file of sourceFiles(ACTIVITIES)) {
-      const source = readFileSync(file, 'utf8');
-      const where = relative(ACTIVITIES, file);
-      const found = [...source.matchAll(/\bkube\.(core|apps|policy)\.(\w+)\(/g)].map((m) => ({
-        group: groupOf[m[1] ?? ''] ?? '?',
-        ...requestOfMethod(m[2] ?? ''),
-        method: m[2] ?? '',
-      }));
-      // Exec is a WebSocket GET: `get`, and from Kubernetes 1.35 also `create`, on pods/exec.
-      if (/\bnew WebSocket\(/.test(source) || /\bexecInPod\(/.test(source))
-        for (const verb of ['get', 'create'])
-          found.push({ group: '', verb, resource: 'pods/exec', namespaced: true, method: 'exec' });
-      for (const call of found) {
-        const key = `${call.method} (${call.verb} ${call.resource}) in ${where}`;
-        calls.push(key);
-        // listNamespace serves only `userClusters.labelSelector`, which deploy/ does not use.
-        if (call.method === 'listNamespace' && !usesLabelSelector()) continue;
-        // Names are not known statically: a grant of the verb and resource, to any name.
-        const granted = rbac.grants.some(
+/**
+ * Which namespaces a file's namespaced calls go to. The admin activities look up the admin
+ * etcd pod (SPEC A3) in its namespace; exec serves both the user clusters' pods and the admin
+ * etcd pod (snapshot, status, keyspace, copy out, clean-up); everything else works in a user
+ * cluster's namespace.
+ */
+function namespacesOf(file: string, method: string): string[] {
+  if (method === 'exec') return [userCluster ?? '', adminEtcdNamespace];
+  if (file === join('cluster', 'admin-activities.ts')) return [adminEtcdNamespace];
+  return [userCluster ?? ''];
+}
+
+/**
+ * Calls that only some worker configurations make, and whether `config` is one: user clusters
+ * picked by label list namespaces; with no `userClusters` at all, backupAll finds them as the
+ * namespaces that hold a StatefulSet kube-etcd, across all namespaces (listUserClusters).
+ */
+const onlyWhen: Record<string, (config: WorkerConfig) => boolean> = {
+  listNamespace: (config) =>
+    Object.values(config.adminClusters).some(
+      (a) => a.userClusters !== undefined && 'labelSelector' in a.userClusters,
+    ),
+  listStatefulSetForAllNamespaces: (config) =>
+    Object.values(config.adminClusters).some((a) => a.userClusters === undefined),
+};
+
+/** Every Kubernetes API call in activities/, and those `rbac` does not grant for `config`. */
+function callsNotGranted(config: WorkerConfig): { calls: string[]; forbidden: string[] } {
+  const groupOf: Record<string, string> = { core: '', apps: 'apps', policy: 'policy' };
+  const calls: string[] = [];
+  const forbidden: string[] = [];
+  for (const file of sourceFiles(ACTIVITIES)) {
+    const source = readFileSync(file, 'utf8');
+    const where = relative(ACTIVITIES, file);
+    const found = [...source.matchAll(/\bkube\.(core|apps|policy)\.(\w+)\(/g)].map((m) => ({
+      group: groupOf[m[1] ?? ''] ?? '?',
+      ...requestOfMethod(m[2] ?? ''),
+      method: m[2] ?? '',
+    }));
+    // Exec is a WebSocket GET: `get`, and from Kubernetes 1.35 also `create`, on pods/exec.
+    if (/\bnew WebSocket\(/.test(source) || /\bexecInPod\(/.test(source))
+      for (const verb of ['get', 'create'])
+        found.push({ group: '', verb, resource: 'pods/exec', namespaced: true, method: 'exec' });
+    for (const call of found) {
+      const needed = onlyWhen[call.method];
+      if (needed && !needed(config)) continue;
+      // Names are not known statically: a grant of the verb and resource, to any name.
+      const grantedIn = (namespace: string | undefined) =>
+        rbac.grants.some(
           (g) =>
             g.verb === call.verb &&
             g.apiGroup === call.group &&
             g.resource === call.resource &&
-            (call.namespaced
-              ? g.namespace === undefined || g.namespace === userCluster
-              : g.namespace === undefined),
+            (g.namespace === undefined || g.namespace === namespace),
         );
-        if (!granted) forbidden.push(key);
+      const targets = call.namespaced ? namespacesOf(where, call.method) : [undefined];
+      for (const namespace of targets) {
+        const key = `${call.method} (${call.verb} ${call.resource}${namespace ? ` in ${namespace}` : ''}) in ${where}`;
+        calls.push(key);
+        if (!grantedIn(namespace)) forbidden.push(key);
       }
     }
+  }
+  return { calls, forbidden };
+}
+
+describe('deploy/rbac.yaml and the code', () => {
+  test('every Kubernetes API call in activities/ is granted, in the namespace it goes to', () => {
+    const { calls, forbidden } = callsNotGranted(deployed);
     assert.ok(calls.length > 20, `found the API calls (${calls.length})`);
     assert.deepEqual(forbidden, [], 'calls deploy/rbac.yaml does not grant');
+    // The admin etcd's calls are checked in kube-system, not where the user clusters' are.
+    for (const expected of [
+      `listNamespacedPod (list pods in ${adminEtcdNamespace}) in ${join('cluster', 'admin-activities.ts')}`,
+      `exec (create pods/exec in ${adminEtcdNamespace}) in ${join('kube', 'exec.ts')}`,
+    ])
+      assert.ok(calls.includes(expected), expected);
+    // A configuration without a list of user clusters makes backupAll list StatefulSets in
+    // all namespaces, which deploy/ does not grant; one that picks them by label lists
+    // namespaces. The check sees both.
+    const { adminClusters } = deployed;
+    const withUserClusters = (
+      userClusters: WorkerConfig['adminClusters'][string]['userClusters'],
+    ) =>
+      ({
+        ...deployed,
+        adminClusters: Object.fromEntries(
+          Object.entries(adminClusters).map(([name, a]) => {
+            const { userClusters: _u, ...rest } = a;
+            return [name, userClusters ? { ...rest, userClusters } : rest];
+          }),
+        ),
+      }) as WorkerConfig;
+    assert.deepEqual(callsNotGranted(withUserClusters(undefined)).forbidden, [
+      `listStatefulSetForAllNamespaces (list statefulsets) in ${join('cluster', 'admin-activities.ts')}`,
+    ]);
+    assert.deepEqual(
+      callsNotGranted(withUserClusters({ labelSelector: 'etcd-ha-restore/user-cluster=true' }))
+        .forbidden.map((k) => k.split(' ')[0])
+        .sort(),
+      ['listNamespace', 'listNamespace'],
+    );
     // The method table refuses what it does not know, rather than guessing.
     assert.throws(() => requestOfMethod('connectGetNamespacedPodAttach'), /add it to this table/);
+    assert.deepEqual(requestOfMethod('listStatefulSetForAllNamespaces'), {
+      verb: 'list',
+      resource: 'statefulsets',
+      namespaced: false,
+    });
   });
 
   test('the names the rules are limited to are the GKE on-prem names of members 0-2', () => {
@@ -241,9 +324,3 @@ describe('deploy/rbac.yaml and the code', () => {
     );
   });
 });
-
-function usesLabelSelector(): boolean {
-  return Object.values(deployed.adminClusters).some(
-    (a) => a.userClusters !== undefined && 'labelSelector' in a.userClusters,
-  );
-}
