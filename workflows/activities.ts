@@ -33,11 +33,13 @@ export const long = proxyActivities<Activities>({
 
 /**
  * After the point of no return a restore must finish: its steps retry transient failures
- * until they succeed, however long the API server flaps; what retrying cannot fix reaches
- * the workflow, which repairs it or waits for an operator (workflows/restore/operator.ts).
+ * for about half an hour (30 attempts, at most a minute apart), however the API server
+ * flaps; what retrying does not fix by then reaches the workflow, which re-runs the step and
+ * then waits for an operator (workflows/restore/operator.ts) — so an outage that lasts is
+ * shown to a person instead of being retried unseen for ever.
  */
 export const persistent = proxyActivities<Activities>({
   startToCloseTimeout: '2 hours',
   heartbeatTimeout,
-  retry: { ...retry, maximumInterval: '1 minute' }, // no maximumAttempts: unlimited
+  retry: { ...retry, maximumInterval: '1 minute', maximumAttempts: 30 },
 });

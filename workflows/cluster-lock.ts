@@ -43,6 +43,11 @@ export async function clusterLock(holder: {
 export interface ClusterLock {
   /** Why the lock is no longer held by this workflow, or undefined while it is. */
   lost(): string | undefined;
+  /**
+   * From now on a lost lock is taken again at once, and `say` told so (a restore after its
+   * point of no return keeps the cluster to itself until it has finished).
+   */
+  holdThroughLoss(say: (line: string) => void): void;
   /** Releases it; a lock already gone (terminated, released) is no failure. */
   release(): Promise<void>;
 }
@@ -80,11 +85,10 @@ async function acquireLock(
   operation: string,
 ): Promise<ClusterLock> {
   const holder = { workflowId: workflowInfo().workflowId, operation };
-  let lock: ChildWorkflowHandle<typeof clusterLock>;
-  try {
-    // Not cancellable: cancelling the operation must not cancel its lock (that would free
-    // the cluster while the operation still runs, and leave nothing to release).
-    lock = await CancellationScope.nonCancellable(() =>
+  // Not cancellable: cancelling the operation must not cancel its lock (that would free
+  // the cluster while the operation still runs, and leave nothing to release).
+  const start = () =>
+    CancellationScope.nonCancellable(() =>
       startChild(clusterLock, {
         workflowId,
         args: [holder],
@@ -92,6 +96,9 @@ async function acquireLock(
         staticSummary: `lock of ${subject}, held by ${operation} ${holder.workflowId}`,
       }),
     );
+  let lock: ChildWorkflowHandle<typeof clusterLock>;
+  try {
+    lock = await start();
   } catch (error) {
     if (error instanceof WorkflowExecutionAlreadyStartedError) {
       throw ApplicationFailure.nonRetryable(
@@ -103,23 +110,47 @@ async function acquireLock(
     throw error;
   }
   let releasing = false;
+  let held = true;
   let lostBecause: string | undefined;
-  const closed = lock.result().then(
-    ({ releasedBy }) => {
-      if (!releasing || releasedBy !== holder.workflowId)
-        lostBecause ??= `the lock ${workflowId} was released by ${releasedBy}`;
-    },
-    (error: unknown) => {
-      lostBecause ??= `the lock ${workflowId} ended: ${error instanceof Error ? error.message : String(error)}`;
-    },
-  );
+  let retaking: ((line: string) => void) | undefined;
+  const watch = (held: ChildWorkflowHandle<typeof clusterLock>): Promise<void> =>
+    held.result().then(
+      ({ releasedBy }) => {
+        if (!releasing || releasedBy !== holder.workflowId)
+          return lose(`the lock ${workflowId} was released by ${releasedBy}`);
+      },
+      (error: unknown) =>
+        lose(
+          `the lock ${workflowId} ended: ${error instanceof Error ? error.message : String(error)}`,
+        ),
+    );
+  const lose = async (why: string): Promise<void> => {
+    held = false;
+    lostBecause ??= why;
+    if (!retaking || releasing) return;
+    try {
+      lock = await start();
+      held = true;
+      retaking(`${why}; taken again`);
+      await watch(lock);
+    } catch (error) {
+      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
+      retaking(`${why}; another operation has taken it since, and may act on this cluster`);
+    }
+  };
+  let closed = watch(lock);
   return {
     lost: () => lostBecause,
+    holdThroughLoss(say) {
+      retaking = say;
+      // Lost already: take it again now.
+      if (lostBecause !== undefined) closed = lose(lostBecause);
+    },
     async release() {
       releasing = true;
-      if (lostBecause === undefined) {
+      // Never signal a lock another operation has taken since under the same id.
+      if (held)
         await lock.signal(releaseSignal, { holder: holder.workflowId }).catch(() => undefined);
-      }
       await closed;
     },
   };

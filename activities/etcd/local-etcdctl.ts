@@ -15,9 +15,15 @@ import {
 
 const execFileAsync = promisify(execFile);
 
+/** `snapshot status` reads the whole file (it hashes it): minutes for gigabytes, not hours. */
+const STATUS_TIMEOUT_MS = 30 * 60_000;
+
 export interface LocalEtcdctl {
-  /** `snapshot status` of a file here; SnapshotUnreadableError if etcdctl cannot read it. */
-  snapshotStatus(path: string): Promise<SnapshotStatus>;
+  /**
+   * `snapshot status` of a file here; SnapshotUnreadableError if etcdctl cannot read it.
+   * Stopped when `signal` aborts, and after STATUS_TIMEOUT_MS.
+   */
+  snapshotStatus(path: string, signal?: AbortSignal): Promise<SnapshotStatus>;
 }
 
 /** etcdctl ran and refused the file: it is not a readable etcd snapshot. */
@@ -29,15 +35,24 @@ export class SnapshotUnreadableError extends Error {
 export function localEtcdctl(tools: EtcdTools = ETCDCTL_ONLY): LocalEtcdctl {
   const binary = tools.etcdutl ?? tools.etcdctl;
   return {
-    async snapshotStatus(path) {
+    async snapshotStatus(path, signal) {
       const [file, ...args] = snapshotStatusCommand(path, tools) as [string, ...string[]];
       let stdout: string;
       try {
         ({ stdout } = await execFileAsync(file, args, {
           env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
           maxBuffer: 1024 * 1024,
+          timeout: STATUS_TIMEOUT_MS,
+          ...(signal ? { signal } : {}),
         }));
       } catch (error) {
+        // Cancelled: not a verdict on the file.
+        if (signal?.aborted) throw signal.reason;
+        if ((error as { killed?: boolean }).killed) {
+          throw new Error(
+            `${binary} snapshot status did not finish in ${STATUS_TIMEOUT_MS / 60_000} min`,
+          );
+        }
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
           throw new Error(`cannot verify snapshots: ${binary} is not installed on this worker`);
         }

@@ -86,7 +86,10 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
 
     /** The backup's bytes and etcd's reading of them, checked against its manifest. */
     async verifyBackup(input: BackupRef): Promise<VerifiedBackup> {
-      return verifyStoredBackup(storeOf(input), deps.etcdctl, keyOf(input));
+      return verifyStoredBackup(storeOf(input), deps.etcdctl, keyOf(input), {
+        onProgress: copyProgress(`verify backup ${input.backupId}`),
+        signal: cancellationSignal(),
+      });
     },
 
     /**
@@ -112,7 +115,10 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
           signal: cancellationSignal(),
         });
       }
-      const { record, checks } = await verifyStoredBackup(store, deps.etcdctl, key);
+      const { record, checks } = await verifyStoredBackup(store, deps.etcdctl, key, {
+        onProgress: copyProgress(`verify backup ${key.backupId}`),
+        signal: cancellationSignal(),
+      });
       return { backupId: key.backupId, record, checks };
     },
 
@@ -127,7 +133,8 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
         if (isBackupFailure(error, FailureType.BackupNotFound)) return undefined;
         throw error;
       });
-      if (!record) return;
+      // An import cut off before its commit leaves only staged bytes: drop them.
+      if (!record) return store.abort(key);
       if (record.origin !== 'imported') {
         throw backupFailure(
           FailureType.BackupInvalidArgument,

@@ -31,7 +31,7 @@ export async function importSnapshotFile(
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
     throw backupFailure(FailureType.BackupNotFound, `no file ${name} in the import inbox`);
   }
-  const status = await etcdctl.snapshotStatus(path).catch((error: unknown) => {
+  const status = await etcdctl.snapshotStatus(path, file.signal).catch((error: unknown) => {
     if (!(error instanceof SnapshotUnreadableError)) throw error;
     throw backupFailure(
       FailureType.BackupCorrupt,

@@ -13,10 +13,17 @@ import { type LocalEtcdctl, SnapshotUnreadableError } from '../etcd/local-etcdct
 import { backupFailure } from './failures.js';
 import type { BackupKey, BackupStore } from './store.js';
 
+/** How a verification reports the bytes hashed, and learns it is no longer wanted. */
+export interface VerifyOptions {
+  onProgress?: (p: { bytesDone: number; totalBytes: number }) => void;
+  signal?: AbortSignal;
+}
+
 export async function verifyStoredBackup(
   store: BackupStore,
   etcdctl: LocalEtcdctl,
   key: BackupKey,
+  { onProgress, signal }: VerifyOptions = {},
 ): Promise<VerifiedBackup> {
   const record = await store.get(key);
   const corrupt = (message: string) =>
@@ -27,9 +34,16 @@ export async function verifyStoredBackup(
 
   let size = 0;
   const hash = createHash('sha256');
+  let reported = 0;
   for await (const chunk of await store.read(key)) {
+    signal?.throwIfAborted();
     size += (chunk as Buffer).length;
     hash.update(chunk as Buffer);
+    // A hash of gigabytes takes a while: say how far it is, every 64 MiB.
+    if (size - reported >= 64 * 1024 * 1024) {
+      reported = size;
+      onProgress?.({ bytesDone: size, totalBytes: record.sizeBytes });
+    }
   }
   if (size !== record.sizeBytes) {
     throw corrupt(`the snapshot has ${size} bytes, the manifest says ${record.sizeBytes}`);
@@ -40,7 +54,7 @@ export async function verifyStoredBackup(
   }
 
   const status = await withLocalFile(store, key, (path) =>
-    etcdctl.snapshotStatus(path).catch((error: unknown) => {
+    etcdctl.snapshotStatus(path, signal).catch((error: unknown) => {
       throw error instanceof SnapshotUnreadableError ? corrupt(error.message) : error;
     }),
   );

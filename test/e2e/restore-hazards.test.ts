@@ -373,6 +373,47 @@ describe('a reconciling controller puts kube-etcd back', () => {
       await s.stop();
     }
   });
+
+  test('OrderedReady, a broken member below a Ready one, and the controller: the stop comes after the point of no return and is done again until it holds', async () => {
+    const s = await scenario('ordered-reconciler', {
+      etcdPodManagementPolicy: 'OrderedReady',
+      reconciler: { delayMs: 1000 },
+    });
+    try {
+      const backup = await backUp(s);
+      const before = await readControlPlane(s.sim, s.ns);
+      await breakTwo(s); // member 0 broken below member 1, which is Ready
+      const handle = await startRestore(s, { backupId: backup.id });
+      await untilLogged(handle, /point of no return — stop every etcd member/);
+      // The controller starts kube-etcd again: past the point of no return that is no
+      // failure of the restore, which stops it again (and, if it keeps at it, asks a person).
+      await untilLogged(handle, /started again|StartedAgain/);
+      s.sim.reconciler.disable();
+      const waiting = await handle.query(problemQuery);
+      if (waiting.length > 0)
+        await s.client.resolveRestoreProblem(handle.workflowId, {
+          action: 'retry',
+          by: 'sre',
+          comment: 'paused the controller',
+        });
+      const result = await handle.result();
+      await assertRestored(s, result, before);
+      const log = (await progressOf(handle)).log;
+      const stop = log.findIndex((l) => /point of no return — stop every etcd member/.test(l));
+      const scaledDown = log.findIndex((l) => /H3 scale/.test(l));
+      assert.ok(
+        scaledDown >= 0 && scaledDown < stop,
+        'stopped after H3, past the point of no return',
+      );
+      assert.equal(
+        log.findIndex((l) => /^\S+ stop every etcd member: scale/.test(l) && log.indexOf(l) < stop),
+        -1,
+        'not stopped before the point of no return',
+      );
+    } finally {
+      await s.stop();
+    }
+  });
 });
 
 describe('full volumes', () => {

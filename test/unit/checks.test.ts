@@ -17,8 +17,8 @@ import {
   checkCluster,
   memberNode,
   originalReplicas,
-  stopIsPointOfNoReturn,
   type RestoredEtcd,
+  stopIsPointOfNoReturn,
   verifyControlPlane,
   verifyRestoredEtcd,
 } from '../../workflows/restore/checks.js';
@@ -325,7 +325,7 @@ describe('verifyControlPlane (after H9)', () => {
         'kube-etcd back to 3 replicas',
         'kube-apiserver back to 3 replicas',
         'gke-master-etcd-maintenance back to 1 replicas',
-        'PodDisruptionBudget re-created with its saved spec',
+        'PodDisruptionBudget present again (re-created from the one saved at H2)',
       ],
     );
   });

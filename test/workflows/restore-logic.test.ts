@@ -263,7 +263,7 @@ async function waitUntil(what: string, check: () => Promise<boolean>): Promise<v
 const progressOf = (handle: WorkflowHandle) => handle.query<ProgressView>('progress');
 
 const UNDO_PREPARED = ['deletePod etcd-utility-0'];
-const UNDO_RESTORED = ['discardOldMemberData 0', ...UNDO_PREPARED];
+const UNDO_RESTORED = ['ensureUtilityPod 0', 'discardOldMemberData 0', ...UNDO_PREPARED];
 const UNDO_RECORDED = ['clearRestoreRecord', ...UNDO_RESTORED];
 const UNDO_PDB = ['recreatePdb', ...UNDO_RECORDED];
 
@@ -412,9 +412,10 @@ test('three members: every member settles before the undo, which puts back all t
   });
   await failureOf(handle);
   const names = seen.map(describeCall);
-  const firstUndo = names.findIndex(
-    (n) => n.startsWith('discardOldMemberData') || n.startsWith('deletePod'),
-  );
+  // The first undo discards a member's scratch data, after making sure its pod is there.
+  const firstUndo =
+    names.findIndex((n) => n.startsWith('discardOldMemberData') || n.startsWith('deletePod')) - 1;
+  assert.match(names[firstUndo] ?? '', /^ensureUtilityPod /);
   assert.ok(
     names.indexOf('restoreIntoScratch 2') < firstUndo,
     'member 2 finished its restore before anything was put back',
@@ -425,6 +426,8 @@ test('three members: every member settles before the undo, which puts back all t
     'deletePod etcd-utility-2',
     'discardOldMemberData 0',
     'discardOldMemberData 2',
+    'ensureUtilityPod 0',
+    'ensureUtilityPod 2',
   ]);
 });
 
@@ -445,7 +448,12 @@ test('an undo that fails is reported as UndoFailed naming it, and the other undo
     cause.message,
     /a person must: kube-apiserver at 0 replicas \(was 3\): kubectl -n logic scale statefulset kube-apiserver --replicas=3/,
   );
-  assert.deepEqual(undoCalls(seen, 'stopEtcdMembers'), STEPS.at(-1)?.undo);
+  // The record stays: it holds kube-apiserver's original count for whoever puts it back.
+  assert.deepEqual(
+    undoCalls(seen, 'stopEtcdMembers'),
+    STEPS.at(-1)?.undo.filter((call) => call !== 'clearRestoreRecord'),
+  );
+  assert.match(cause.message, /etcd-ha-restore-record with the originals \(kept: /);
 });
 
 test('a snapshot imported for a restore that fails before the point of no return is removed', async () => {
@@ -484,23 +492,34 @@ test('a lost lock before the point of no return puts everything back and fails (
   assert.deepEqual(undoCalls(seen, 'restoreIntoScratch 0'), UNDO_RESTORED);
 });
 
-test('a lost lock after the point of no return is recorded, and the restore finishes', async () => {
+test('a lock lost after the point of no return is taken again at once, and released at the end', async () => {
+  let released = () => {};
+  const healthyWaits = new Promise<void>((resolve) => {
+    released = resolve;
+  });
   const { handle, next } = await start({
-    hold: (c) =>
-      c.name === 'waitEtcdHealthy' ? new Promise((r) => setTimeout(r, 2000)) : undefined,
+    hold: (c) => (c.name === 'waitEtcdHealthy' ? healthyWaits : undefined),
   });
   await next((c) => c.name === 'waitEtcdHealthy');
-  await ctx.env.client.workflow
-    .getHandle(clusterLockId(CLUSTER))
-    .signal('release', { holder: 'someone else' });
+  const lockHandle = ctx.env.client.workflow.getHandle(clusterLockId(CLUSTER));
+  const firstRun = (await lockHandle.describe()).runId;
+  await lockHandle.signal('release', { holder: 'someone else' });
+  // The restore holds the cluster again (a new run of the lock) while it still works on it.
+  await waitUntil('the lock taken again', async () => {
+    const now = await ctx.env.client.workflow.getHandle(clusterLockId(CLUSTER)).describe();
+    return now.runId !== firstRun && now.status.name === 'RUNNING';
+  });
+  released();
   const result = await handle.result();
   assert.equal(result.outcome, 'restored');
   assert.ok(
     result.notes.some((n) =>
-      /lock was lost after the point of no return.*released by someone else/.test(n),
+      /point of no return, the lock .* was released by someone else; taken again/.test(n),
     ),
     result.notes.join('\n'),
   );
+  const after = await ctx.env.client.workflow.getHandle(clusterLockId(CLUSTER)).describe();
+  assert.equal(after.status.name, 'COMPLETED', 'released when the restore finished');
 });
 
 describe('the approval gate', () => {

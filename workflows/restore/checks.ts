@@ -227,7 +227,8 @@ export function verifyControlPlane(v: {
     lines.push(`${what} back to ${now} replicas`);
   }
   if (v.pdbSaved && !after.pdbPresent) fail('the PodDisruptionBudget is missing');
-  if (v.pdbSaved) lines.push('PodDisruptionBudget re-created with its saved spec');
+  if (v.pdbSaved)
+    lines.push('PodDisruptionBudget present again (re-created from the one saved at H2)');
   return lines;
 }
 
@@ -236,4 +237,15 @@ function fail(message: string): never {
     `restore verification failed: ${message}`,
     FailureType.VerificationFailed,
   );
+}
+
+/**
+ * Like Promise.all, but rejects (with the first failure) only once every promise settled:
+ * a step over several members never re-runs while one of them is still at work.
+ */
+export async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }

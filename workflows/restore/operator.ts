@@ -1,7 +1,7 @@
 /**
  * After the point of no return a restore does not fail for a reason a person can fix.
  * Each step runs under `untilDone`: the activities already retry transient failures for
- * ever; what still fails (a wait that timed out, 401/403, a missing object, a check that
+ * about half an hour; what still fails (a wait that timed out, 401/403, a missing object, a check that
  * did not pass) is retried a few more times after a pause — the step re-runs from its
  * start and repairs what it can (a lost utility pod, a lost snapshot) — and then the
  * restore waits for an operator, holding the cluster lock, with its outcome
@@ -58,6 +58,8 @@ const ADVICE: Partial<Record<string, string>> = {
     'the error says what the wait was waiting for: fix that (a node down, an image that cannot be pulled, a volume that will not attach)',
   [FailureType.KubeApiRejected]:
     "the admin cluster's API server refuses the worker: fix the credentials of the kubeconfig the worker's configuration names, or its RBAC",
+  [FailureType.KubeApiUnavailable]:
+    "the admin cluster's API server has not answered for a long time: bring it back (or the network to it), then retry",
   [FailureType.KubeconfigUnloadable]:
     "fix the kubeconfig file the worker's configuration names for this admin cluster (the worker's log says why it cannot be loaded)",
   [FailureType.VerificationFailed]:

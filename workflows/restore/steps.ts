@@ -35,6 +35,7 @@ import {
   originalReplicas,
   type RestoredEtcd,
   range,
+  settleAll,
   stopIsPointOfNoReturn,
   verifyControlPlane,
 } from './checks.js';
@@ -273,7 +274,11 @@ export async function prepareMemberH5abc(
   undo.register(
     `H5c-member-${n}`,
     `restored data in scratch space on ${dataClaimName(profile, n)}`,
-    () => discardMemberData(ctx, n, long, false),
+    // The discard runs in the utility pod: one evicted since is made again first.
+    async () => {
+      await ensureUtilityPod(ctx, n, inspection, long);
+      await discardMemberData(ctx, n, long, false);
+    },
   );
   ctx.progress.member(name, 'H5c restoring the snapshot into scratch space');
   await restoreIntoScratchH5c(ctx, n, inspection, long);
@@ -725,7 +730,7 @@ export async function cleanUpAfterVerification(
   undo: Undo,
 ): Promise<string[]> {
   ctx.progress.step('verified: remove the old data set aside on each member');
-  const removed = await Promise.all(
+  const removed = await settleAll(
     range(inspection.members).map(async (n) => {
       await ensureUtilityPod(ctx, n, inspection, persistent);
       const gone = await discardMemberData(ctx, n, persistent, true);

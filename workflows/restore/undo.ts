@@ -53,6 +53,9 @@ export class Undo {
   /**
    * Runs every open compensation, newest first, not cancellable, each one even if one
    * before it failed: leave as little changed as possible. Returns what could not be put back.
+   * The restore record (registered before every cluster change, so undone after them) is
+   * kept when anything else was not put back: it holds the original replica counts and
+   * nodes the next restore needs to put those back.
    */
   async unwind(progress: Progress): Promise<string[]> {
     const notUndone: string[] = [];
@@ -61,6 +64,12 @@ export class Undo {
         progress.note(`undo: ${what}`);
         if (!undo) {
           notUndone.push(what);
+          continue;
+        }
+        if (id === 'record' && notUndone.length > 0) {
+          notUndone.push(
+            `${what} (kept: it holds the originals of what is not put back; delete it once they are)`,
+          );
           continue;
         }
         await undo().then(

@@ -51,7 +51,13 @@ import {
 } from '../contract/index.js';
 import { describeError, Progress } from '../progress.js';
 import { ApprovalGate } from './approval.js';
-import { changesSince, range, stopIsPointOfNoReturn, verifyRestoredEtcd } from './checks.js';
+import {
+  changesSince,
+  range,
+  settleAll,
+  stopIsPointOfNoReturn,
+  verifyRestoredEtcd,
+} from './checks.js';
 import { HandedOver, Operator } from './operator.js';
 import * as step from './steps.js';
 import { Undo } from './undo.js';
@@ -148,6 +154,8 @@ export async function restoreUserCluster(
 
     // ── Point of no return: from here the restore finishes whatever happens ──
     const root = CancellationScope.current();
+    // From here the cluster stays locked until the restore has finished, even if freed.
+    lock.holdThroughLoss((line) => notes.push(`after the point of no return, ${line}`));
     const result = await CancellationScope.nonCancellable(async () => {
       const members = range(inspection.members);
       undo.settle('import');
@@ -205,11 +213,6 @@ export async function restoreUserCluster(
       notes.push(
         'cancellation was requested after the point of no return: a restore cannot stop halfway, so it was finished',
       );
-    const lost = lock.lost();
-    if (lost)
-      notes.push(
-        `the cluster lock was lost after the point of no return (${lost}); the restore finished regardless`,
-      );
     for (const line of [...result, ...notes]) progress.note(line);
     finish('succeeded', `restored from ${snapshot.backupId} and verified`);
     return {
@@ -257,12 +260,4 @@ function checkLock(lock: ClusterLock): void {
       `the cluster lock was lost: ${lost}`,
       FailureType.LockLost,
     );
-}
-
-/** Like Promise.all, but rejects (with the first failure) only once every promise settled. */
-async function settleAll<T>(promises: Array<Promise<T>>): Promise<T[]> {
-  const settled = await Promise.allSettled(promises);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed) throw failed.reason;
-  return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
 }
