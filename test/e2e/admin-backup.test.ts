@@ -45,6 +45,7 @@ import {
   FailureType,
 } from '../../workflows/contract/index.js';
 import { progressQuery } from '../../workflows/progress.js';
+import { recordHistory } from '../harness/histories.js';
 import {
   ensureTestUser,
   type KeyPair,
@@ -335,6 +336,7 @@ test('A2+A3: the admin etcd snapshot and the node PKI, byte-identical, modes rec
   const handle = await ops.startAdminBackup({ adminCluster: 'sim' });
   const backup = storedAdmin(await handle.result());
   firstBackup = backup;
+  await recordHistory('backup-admin-cluster', handle);
   assert.deepEqual(metadataOf(nodePki), before, 'no mode, owner or ctime changed on the node');
 
   // Every PKI file is in the backup byte for byte, its mode on the node in the manifest.
@@ -482,6 +484,7 @@ test('backupAll over three user clusters, one broken: two verified backups, the 
 
   const handle = await ops.startBackupAll({ adminCluster: 'sim', maxConcurrent: 2 });
   const result: BackupAllResult = await handle.result();
+  await recordHistory('backup-all', handle);
   assert.equal(result.outcome, 'partly-failed');
   assert.equal(result.userClustersFrom, 'the namespaces holding a StatefulSet kube-etcd');
   assert.deepEqual(result.failed, ['uc-c']);

@@ -11,10 +11,8 @@
  *     the point of no return (swapMemberData scheduled). The moments are taken from the
  *     workflow's history, never from a clock.
  *
- * Recorded histories: `RECORD_HISTORIES=<date>-<change> node --import tsx --test test/e2e/restore-control.test.ts`
- * writes the history of each run below to test/histories/<name>.json (the JSON format of
- * `temporal workflow show --output json` and of the Web UI's download, via historyToJSON);
- * test/workflows/replay.test.ts replays them against the current workflow code. Re-record only when a
+ * Recorded histories: the runs below are recorded for test/workflows/replay.test.ts when
+ * RECORD_HISTORIES is set (test/harness/histories.ts says how). Re-record only when a
  * workflow change is meant to be incompatible (see the header of workflows/restore/workflow.ts).
  */
 import assert from 'node:assert/strict';
@@ -45,6 +43,7 @@ import {
 import { type ProgressView, progressQuery } from '../../workflows/progress.js';
 import type { RestorePlan } from '../../workflows/restore/approval.js';
 import { stored } from '../harness/backups.js';
+import { recordHistory } from '../harness/histories.js';
 import {
   simWorkerConfig,
   startTemporalTestContext,
@@ -55,10 +54,6 @@ import { type SimCluster, startSimCluster } from '../sim/index.js';
 
 const execFileAsync = promisify(execFile);
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const HISTORIES = fileURLToPath(new URL('../histories/', import.meta.url));
-/** RECORD_HISTORIES=<date>-<what changed>: the folder of test/histories/ this run records into. */
-const RECORDING = process.env.RECORD_HISTORIES ?? '';
-const RECORD = RECORDING !== '';
 /** Generous: the machine is shared; these bound a hang, they assert nothing about speed. */
 const WAIT_MS = 5 * 60_000;
 const TEST_TIMEOUT_MS = 10 * 60_000;
@@ -218,41 +213,6 @@ async function waitAtGate(handle: WorkflowHandle): Promise<RestorePlan> {
   });
 }
 
-/**
- * The SDK's historyToJSON: the proto3 JSON of `temporal workflow show --output json`.
- * In this install it throws "type must be a Type": npm nested a copy of protobufjs 8 in each
- * of @temporalio/common, /proto and /worker (grpc's proto-loader keeps protobufjs 7 at the
- * top), and protojson's instanceof check in common's copy rejects the types built by proto's.
- * Then the same conversion runs with the copy @temporalio/proto's types were built with.
- */
-function historyJson(history: History): string {
-  try {
-    return historyToJSON(history);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    const load = createRequire(import.meta.url);
-    const proto = load('@temporalio/proto') as typeof Proto & {
-      lookupType(name: string): unknown;
-    };
-    const { toJson } = createRequire(load.resolve('@temporalio/proto'))(
-      'protobufjs/ext/protojson',
-    ) as { toJson(type: unknown, message: unknown): unknown };
-    const type = proto.lookupType('temporal.api.history.v1.History');
-    const message = proto.temporal.api.history.v1.History.fromObject(history);
-    return JSON.stringify(toJson(type, message), null, 2);
-  }
-}
-
-/** Writes a recorded history into a new recording folder; never over an earlier one. */
-async function record(name: string, handle: WorkflowHandle): Promise<void> {
-  if (!RECORD) return;
-  const dir = join(HISTORIES, RECORDING);
-  mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, `${name}.json`), historyJson(await handle.fetchHistory()), {
-    flag: 'wx',
-  });
-}
-
 /** Runs a command expected to fail; resolves with its stderr and stdout. */
 async function failingCommand(run: () => Promise<unknown>): Promise<string> {
   const error = await run().then(
@@ -286,7 +246,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     for (let i = 0; i < KEYS; i++) await sim.putKey(`/test/before/${i}`, `value-${i}`);
     const handle = await client.startBackup({ userClusterName: ns });
     backupId = stored(await handle.result()).id;
-    await record('backup-user-cluster', handle);
+    await recordHistory('backup-user-cluster', handle);
     stateBefore = await clusterState();
     assert.equal(stateBefore.pdbSpec !== null, true, 'the cluster has its PDB');
     assert.deepEqual(stateBefore.utilityPods, []);
@@ -364,7 +324,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
       progress.log.some((l) => /approved by sre: ticket 42/.test(l)),
       progress.log.join('\n'),
     );
-    await record('restore-approved-signal', handle);
+    await recordHistory('restore-approved-signal', handle);
   });
 
   test('approved with the project CLI (update approveRestore)', {
@@ -391,7 +351,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     );
     assert.match(stdout, /approved by sre/);
     await assertRestored(await handle.result());
-    await record('restore-approved-update', handle);
+    await recordHistory('restore-approved-update', handle);
   });
 
   test('the update is refused when the restore does not require approval', {
@@ -436,7 +396,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
       sim.faults.clear();
     }
     await assertRestored(await handle.result());
-    await record('restore-1-member', handle);
+    await recordHistory('restore-1-member', handle);
   });
 
   test('cancelled at the approval gate: nothing changed, CANCELLED', {
@@ -454,7 +414,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
       (await activities(handle)).map((a) => a.type),
       ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster'],
     );
-    await record('restore-cancelled-at-gate', handle);
+    await recordHistory('restore-cancelled-at-gate', handle);
   });
 
   test('cancelled after reversible changes: everything put back, CANCELLED', {
@@ -496,7 +456,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
         `${undo}: ${progress.log.join('\n')}`,
       );
     await assertUntouched();
-    await record('restore-cancelled-before-ponr', handle);
+    await recordHistory('restore-cancelled-before-ponr', handle);
   });
 
   test('cancelled after the point of no return: the restore finishes, verified, and says so', {
@@ -520,6 +480,6 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     // The cluster lock was held to the end and released, not cancelled with the restore.
     const lock = await ctx.env.client.workflow.getHandle(clusterLockId(ns)).describe();
     assert.equal(lock.status.name, 'COMPLETED');
-    await record('restore-cancel-refused-after-ponr', handle);
+    await recordHistory('restore-cancel-refused-after-ponr', handle);
   });
 });

@@ -28,6 +28,8 @@ const HISTORIES = fileURLToPath(new URL('../histories/', import.meta.url));
 
 /** The runs the histories must cover (file names without .json). */
 const REQUIRED = [
+  'backup-admin-cluster',
+  'backup-all',
   'backup-user-cluster',
   'restore-1-member',
   'restore-cancelled-before-ponr',

@@ -32,8 +32,8 @@
  * and outcome `needs-operator` — so it never fails for what a person can fix.
  *
  * DETERMINISM. Recorded histories of this workflow are replayed by
- * test/workflows/replay.test.ts (test/histories/, recorded by `RECORD_HISTORIES=<date>-<change> node
- * --import tsx --test test/e2e/restore-control.test.ts`). A change that alters the
+ * test/workflows/replay.test.ts (test/histories/, recorded as test/harness/histories.ts
+ * says). A change that alters the
  * commands it issues must be guarded with `patched('<change-id>')`, or restores running
  * while the worker is upgraded fail with a non-determinism error. Re-record only while
  * nothing is deployed, and say so in the commit; keep histories running workflows may have.
