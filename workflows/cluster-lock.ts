@@ -134,8 +134,12 @@ async function acquireLock(
       retaking(`${why}; taken again`);
       await watch(lock);
     } catch (error) {
-      if (!(error instanceof WorkflowExecutionAlreadyStartedError)) throw error;
-      retaking(`${why}; another operation has taken it since, and may act on this cluster`);
+      // Never a failure of the operation: it goes on without the lock, and says so.
+      retaking(
+        error instanceof WorkflowExecutionAlreadyStartedError
+          ? `${why}; another operation has taken it since, and may act on this cluster`
+          : `${why}; it could not be taken again (${error instanceof Error ? error.message : String(error)})`,
+      );
     }
   };
   let closed = watch(lock);
@@ -151,7 +155,8 @@ async function acquireLock(
       // Never signal a lock another operation has taken since under the same id.
       if (held)
         await lock.signal(releaseSignal, { holder: holder.workflowId }).catch(() => undefined);
-      await closed;
+      // Releasing never turns the operation's outcome into a failure.
+      await closed.catch(() => undefined);
     },
   };
 }

@@ -75,7 +75,12 @@ async function readClusterState(
   target: PodFile & { profile: ClusterProfile },
 ): Promise<{ health: EndpointHealth[]; status: EndpointStatus[] }> {
   const run = (argv: string[]) =>
-    execInPod(config, { ...target, argv, signal: cancellationSignal() });
+    execInPod(config, {
+      ...target,
+      argv,
+      signal: cancellationSignal(),
+      timeoutMs: COMMAND_TIMEOUT_MS,
+    });
   // Both exit 1 when a member is unhealthy or silent, and still print JSON for the others.
   const health = await run(endpointHealthCommand(target.profile, { cluster: true }));
   const status = await run(endpointStatusCommand(target.profile, { cluster: true }));
@@ -111,6 +116,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       ...podFile(input, path),
       argv: snapshotStatusCommand(path),
       signal: cancellationSignal(),
+      timeoutMs: COMMAND_TIMEOUT_MS,
     });
     if (result.exitCode !== 0) {
       throw ApplicationFailure.nonRetryable(

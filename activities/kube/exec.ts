@@ -173,7 +173,9 @@ export async function execInPod(kubeConfig: KubeConfig, request: ExecRequest): P
       : setTimeout(
           () =>
             local.abort(
-              new ExecTimeoutError(`${what} timed out after ${request.timeoutMs} ms; stopped it`),
+              new ExecTimeoutError(
+                `${what} timed out after ${request.timeoutMs} ms (its stream was closed; the command itself may still run in the container)`,
+              ),
             ),
           request.timeoutMs,
         );

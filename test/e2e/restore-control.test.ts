@@ -17,8 +17,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
@@ -31,8 +30,7 @@ import {
   WorkflowUpdateFailedError,
 } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
-import { type History, historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import type * as Proto from '@temporalio/proto';
+import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { connectKube } from '../../activities/kube/client.js';
 import { EtcdOpsClient } from '../../client/client.js';
 import {

@@ -323,6 +323,7 @@ test('a restore through mocks: preparation first, then the point of no return, v
     'copySnapshotIntoPod',
     'checkSnapshotInPod 0',
     'restoreIntoScratch 0',
+    'inspectUserCluster',
     'savePdb',
     'recordRestore',
     'deletePdb',
@@ -347,6 +348,38 @@ test('a restore through mocks: preparation first, then the point of no return, v
   ]);
   const deletePdb = seen.find(is('deletePdb'));
   assert.equal(deletePdb?.input.uid, 'pdb-uid-1', 'only the PDB saved is deleted');
+});
+
+test('a member that stops being Ready during the preparation: the restore notices before H2 and puts everything back', async () => {
+  let inspections = 0;
+  const { handle, calls: seen } = await start({
+    members: 3,
+    answer: (c) => {
+      if (c.name !== 'inspectUserCluster') return undefined;
+      // OrderedReady, every member Ready at first; member 1 breaks while preparing, so
+      // scaling kube-etcd back would no longer start member 2.
+      const now = inventory(3);
+      return {
+        ...now,
+        etcdStatefulSet: { podManagementPolicy: 'OrderedReady', readiness: 'none' },
+        members: now.members.map((m) => ({
+          ...m,
+          ready: m.member !== 1 || ++inspections === 1,
+        })),
+      };
+    },
+  });
+  const cause = await failureOf(handle);
+  assert.ok(cause instanceof ApplicationFailure);
+  assert.equal(cause.type, FailureType.ClusterState);
+  assert.match(
+    cause.message,
+    /while the members were prepared; everything is put back.*stopping kube-etcd can be undone/,
+  );
+  const names = seen.map(describeCall);
+  assert.equal(names.includes('savePdb'), false, 'nothing of the control plane changed');
+  assert.equal(names.includes('stopEtcdMembers'), false);
+  assert.ok(names.includes('deletePod etcd-utility-1'), 'the preparation is put back');
 });
 
 describe('a failure before the point of no return puts back what was changed, newest first', () => {
@@ -581,8 +614,8 @@ describe('the approval gate', () => {
     assert.ok(log.some((l) => /approved by sre: go/.test(l)));
     assert.equal(
       seen.filter((c) => c.name === 'inspectUserCluster').length,
-      3,
-      'inspected again after approval',
+      4,
+      'inspected at the start, after approval, after the preparation, and after H9',
     );
   });
 

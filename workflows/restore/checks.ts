@@ -130,6 +130,11 @@ export function changesSince(
   same('PVCs', planned.dataClaims, now.dataClaims);
   same('PodDisruptionBudget present', planned.pdbPresent, now.pdbPresent);
   same('kube-etcd pod management and probe', planned.etcdStatefulSet, now.etcdStatefulSet);
+  same(
+    'stopping kube-etcd can be undone',
+    !stopIsPointOfNoReturn(planned, members),
+    !stopIsPointOfNoReturn(now, members),
+  );
   for (const n of range(members)) {
     const node = (i: ClusterInventory) => memberNode(i, n);
     same(`node of member ${n}`, node(planned), node(now));

@@ -30,6 +30,7 @@ import {
 import type { Progress } from '../progress.js';
 import type { RestorePlan } from './approval.js';
 import {
+  changesSince,
   checkCluster,
   memberNode,
   originalReplicas,
@@ -188,6 +189,27 @@ export async function inspectClusterH1(ctx: RestoreContext): Promise<Inspection>
     );
   }
   return { inventory, members, originals, nodeOf };
+}
+
+/**
+ * H1 again, after a wait (the approval gate, a long preparation): the cluster read anew
+ * must match the plan, and what comes next is decided on what is true now — whether a
+ * member became not Ready matters to how kube-etcd can be stopped and started again.
+ */
+export async function inspectAgainH1(
+  ctx: RestoreContext,
+  planned: Inspection,
+  after: string,
+): Promise<Inspection> {
+  const now = await inspectClusterH1(ctx);
+  const changed = changesSince(planned.inventory, now.inventory, planned.members);
+  if (changed.length > 0) {
+    throw ApplicationFailure.nonRetryable(
+      `the cluster changed ${after}: ${changed.join('; ')}. Start a new restore to see a new plan`,
+      FailureType.ClusterState,
+    );
+  }
+  return now;
 }
 
 /** What will be destroyed and changed: shown at the approval gate. */

@@ -51,13 +51,7 @@ import {
 } from '../contract/index.js';
 import { describeError, Progress } from '../progress.js';
 import { ApprovalGate } from './approval.js';
-import {
-  changesSince,
-  range,
-  settleAll,
-  stopIsPointOfNoReturn,
-  verifyRestoredEtcd,
-} from './checks.js';
+import { range, settleAll, stopIsPointOfNoReturn, verifyRestoredEtcd } from './checks.js';
 import { HandedOver, Operator } from './operator.js';
 import * as step from './steps.js';
 import { Undo } from './undo.js';
@@ -106,16 +100,12 @@ export async function restoreUserCluster(
       backupId = snapshot.backupId;
       inspection = await step.inspectClusterH1(ctx);
       gate.open(step.planRestore(ctx, snapshot, inspection));
-      if (await gate.passed(params.approvalTimeout as Duration)) {
-        const now = await step.inspectClusterH1(ctx);
-        const changed = changesSince(inspection.inventory, now.inventory, inspection.members);
-        if (changed.length > 0) {
-          throw ApplicationFailure.nonRetryable(
-            `the cluster changed while the restore waited for approval; nothing was changed: ${changed.join('; ')}. Start a new restore to see a new plan`,
-            FailureType.ClusterState,
-          );
-        }
-      }
+      if (await gate.passed(params.approvalTimeout as Duration))
+        inspection = await step.inspectAgainH1(
+          ctx,
+          inspection,
+          'while the restore waited for approval; nothing was changed',
+        );
       checkLock(lock);
       progress.step(
         'H5a H5b H5c prepare each member: utility pod, tools, room, snapshot copied in and restored into scratch space',
@@ -127,6 +117,12 @@ export async function restoreUserCluster(
         ),
       );
       checkLock(lock);
+      // Copies take a while: how etcd is stopped is decided on the cluster as it is now.
+      inspection = await step.inspectAgainH1(
+        ctx,
+        inspection,
+        'while the members were prepared; everything is put back',
+      );
       pdb = await step.savePdbH2(ctx, inspection, undo);
       await step.scaleDownH3(ctx, inspection, undo);
       if (!stopIsPointOfNoReturn(inspection.inventory, inspection.members))
