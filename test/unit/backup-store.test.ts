@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -424,6 +424,7 @@ test('a snapshot file on the worker is imported as a backup (0600), verified lik
   const store = newStore();
   const key = { userClusterName: 'c1', backupId: 'import-1' };
   const inbox = (name: string, path = snapshot.path) => ({ name, path });
+  await chmod(snapshot.path, 0o644); // an inbox file readable by others: the backup is not
   const record = await importSnapshotFile(store, etcdctl, key, inbox('snap.db'));
   assert.equal(record.sha256, sha256(snapshotBytes));
   assert.equal(record.sizeBytes, snapshotBytes.length);

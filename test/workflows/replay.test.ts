@@ -129,6 +129,24 @@ describe('replay of recorded histories against the current workflow code', () =>
     }
   });
 
+  test('every activity of the newest recording has a heartbeat timeout of 60-120 s', () => {
+    // A worker killed in any step is noticed within it, also in short steps; the SDK sends at
+    // most one heartbeat per 80% of the timeout, so below a minute throttling fights it.
+    const newest = recordings.at(-1);
+    for (const { file, recording, history } of histories) {
+      if (recording !== newest) continue;
+      for (const event of history.events ?? []) {
+        const scheduled = event.activityTaskScheduledEventAttributes;
+        if (!scheduled) continue;
+        const s = Number(scheduled.heartbeatTimeout?.seconds ?? 0);
+        assert.ok(
+          s >= 60 && s <= 120,
+          `${file}: ${scheduled.activityType?.name} has a heartbeat timeout of ${s} s`,
+        );
+      }
+    }
+  });
+
   test('every history replays without a determinism violation', {
     timeout: 10 * 60_000,
   }, async () => {

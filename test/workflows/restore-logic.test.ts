@@ -19,6 +19,7 @@ import {
 } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import type { Activities } from '../../activities/index.js';
+import { clusterLock } from '../../workflows/cluster-lock.js';
 import {
   type ClusterInventory,
   clusterLockId,
@@ -555,6 +556,24 @@ test('a lock lost after the point of no return is taken again at once, and relea
   assert.equal(after.status.name, 'COMPLETED', 'released when the restore finished');
 });
 
+test('a restore refused because the cluster is busy ends with outcome failed, not running', async () => {
+  const holder = await ctx.env.client.workflow.start(clusterLock, {
+    taskQueue: ctx.taskQueue,
+    workflowId: clusterLockId(CLUSTER),
+    args: [{ workflowId: 'another-backup', operation: 'backup' }],
+  });
+  try {
+    const { handle, calls: seen } = await start({});
+    const cause = await failureOf(handle);
+    assert.ok(cause instanceof ApplicationFailure);
+    assert.equal(cause.type, FailureType.ClusterBusy);
+    assert.deepEqual((await handle.describe()).searchAttributes.EtcdOutcome, ['failed']);
+    assert.deepEqual(seen.map(describeCall), ['resolveTarget'], 'only the names were resolved');
+  } finally {
+    await holder.terminate('test over');
+  }
+});
+
 describe('the approval gate', () => {
   /** A restore held in its inspection until `open()` lets it reach the gate. */
   async function heldAtInspection(extra: Partial<RestoreUserClusterInput>) {
@@ -730,6 +749,41 @@ describe('after the point of no return nothing fails the workflow', () => {
     assert.ok(seen.some(is('scaleTo kube-apiserver 3')));
     const { searchAttributes } = await handle.describe();
     assert.deepEqual(searchAttributes.EtcdOutcome, ['succeeded']);
+  });
+
+  test('after the point of no return members settle together: a hand-over waits for the swap still running on another member', async () => {
+    let finishSwap1 = () => {};
+    const swap1 = new Promise<void>((resolve) => {
+      finishSwap1 = resolve;
+    });
+    let swap1Done = false;
+    const { handle, next } = await start({
+      members: 3,
+      fail: (c) =>
+        describeCall(c) === 'swapMemberData 0'
+          ? ApplicationFailure.nonRetryable('both member/ exist', FailureType.ClusterState)
+          : undefined,
+      hold: (c) =>
+        describeCall(c) === 'swapMemberData 1'
+          ? swap1.then(() => {
+              swap1Done = true;
+            })
+          : undefined,
+    });
+    await next(is('swapMemberData 1'));
+    await waitUntil(
+      'needs-operator',
+      async () => (await handle.describe()).searchAttributes.EtcdOutcome?.[0] === 'needs-operator',
+    );
+    await handle.executeUpdate(resolveProblemUpdate, {
+      args: [{ action: 'hand-over', by: 'sre' }],
+    });
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal((await handle.describe()).status.name, 'RUNNING', 'member 1 is still mid-swap');
+    finishSwap1();
+    const result: RestoreUserClusterResult = await handle.result();
+    assert.equal(result.outcome, 'handed-over');
+    assert.ok(swap1Done, "member 1's swap finished before the restore ended");
   });
 
   test('a hand-over ends the restore (handed-over) with the list of what is not put back', async () => {
