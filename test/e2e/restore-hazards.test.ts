@@ -29,7 +29,7 @@ import {
   type WorkerConfigInput,
 } from '../../activities/config/worker-config.js';
 import { createActivities } from '../../activities/index.js';
-import { connectKube } from '../../activities/kube/client.js';
+import { connectKube, mergePatch } from '../../activities/kube/client.js';
 import { EtcdOpsClient } from '../../client/client.js';
 import { activityDeps } from '../../worker/create-worker.js';
 import {
@@ -469,6 +469,37 @@ describe('full volumes', () => {
 });
 
 describe('after the point of no return', () => {
+  test('kube-etcd started again between the stop and the swaps: stopped again before any data is swapped', async () => {
+    const s = await scenario('started-before-swap', {});
+    try {
+      const backup = await backUp(s);
+      const before = await readControlPlane(s.sim, s.ns);
+      await breakTwo(s);
+      const handle = await startRestore(s, { backupId: backup.id });
+      await untilLogged(handle, /stop every etcd member/);
+      // Every member step after the point of no return first makes sure of its utility pod:
+      // hold those requests so the start below comes before any member's check.
+      s.sim.faults.addLatency(4000, { verb: 'create', resource: 'pods', namespace: s.ns });
+      await untilLogged(handle, /point of no return — H5d/);
+      await connectKube(s.sim.kubeconfigPath).apps.patchNamespacedStatefulSetScale(
+        { name: 'kube-etcd', namespace: s.ns, body: { spec: { replicas: 3 } } },
+        mergePatch,
+      );
+      s.sim.faults.clear();
+      const result = await handle.result();
+      await assertRestored(s, result, before); // violations: no data swapped under a running etcd
+      const { log } = await progressOf(handle);
+      assert.ok(
+        log.some((l) =>
+          /before member \d's swap: .* had been started again by someone; stopped/.test(l),
+        ),
+        log.join('\n'),
+      );
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('a utility pod evicted and its scratch data lost: made again, the snapshot copied again, restored', async () => {
     const s = await scenario('evicted', { freshContainerOnRestart: true });
     try {
