@@ -2,7 +2,8 @@
  * Copy a file out of a pod (SPEC B3) or into one (R3, H5b) over exec, in constant memory,
  * resumable and verified. Resuming works as `kubectl cp --retries` does: the side that
  * receives keeps what it already has (under a temporary name in a pod), and only the
- * missing tail is sent (`tail -c +N` out of the pod, `head -c N >>` into it).
+ * missing tail is sent (`tail -c +N` out of the pod, `head -c N >>` into it; a copy out
+ * from the first byte is a plain `cat`).
  *
  * Verification:
  * - Out of a pod, an etcd snapshot (`verify: 'snapshot-trailer'`) needs no hashing in the
@@ -367,8 +368,10 @@ async function receive(
     // (exec ends the sink after a broken stream; it destroys it when aborted).
     await execInPodChecked(kubeConfig, {
       ...target(source),
-      name: 'tail -c',
-      argv: ['tail', '-c', `+${have + 1}`, source.path],
+      // From the start, `cat`: measured about 20 % faster than `tail -c +1` for 512 MiB
+      // (coreutils' tail writes 4 KiB at a time, cat 128 KiB: far more, smaller exec frames).
+      name: have === 0 ? 'cat' : 'tail -c',
+      argv: have === 0 ? ['cat', source.path] : ['tail', '-c', `+${have + 1}`, source.path],
       stdout: counter,
       signal: watch.signal,
       protocols: options.protocols,
