@@ -20,7 +20,7 @@ import { copyToPod, fileSource } from '../activities/kube/copy.js';
 import { execInPodChecked } from '../activities/kube/exec.js';
 import type { CopyChildResult, CopyJob } from './copy-child.js';
 import { measureCommand } from './measure.js';
-import { fixed, median, type Section } from './report.js';
+import { fixed, median, type Section, type Target } from './report.js';
 import { startSimProcess } from './sim.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -133,7 +133,13 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
           ]
         : []),
       ...(baselineDir
-        ? [{ name: `before (${options.baseline})`, run: ours(join(baselineDir, 'copy.ts')) }]
+        ? [
+            {
+              // The baseline as it was installed: without bufferutil.
+              name: `before (${options.baseline}, JS masking)`,
+              run: ours(join(baselineDir, 'copy.ts'), { WS_NO_BUFFER_UTIL: '1' }),
+            },
+          ]
         : []),
       { name: 'kubectl cp', run: kubectlCp },
       { name: 'kubectl exec -- cat', run: execCat },
@@ -202,6 +208,8 @@ function copySection(
   samples: Map<string, Sample[]>,
 ): Section {
   const rows: string[][] = [];
+  const targets: Target[] = [];
+  const ourName = contenders[0]?.name ?? '';
   const medianOf = (key: string, pick: (s: Sample) => number) =>
     median((samples.get(key) ?? []).map(pick));
   for (const file of files) {
@@ -226,6 +234,19 @@ function copySection(
           fixed(seconds / cp),
           fixed(seconds / cat),
         ]);
+        if (contender.name !== ourName) continue;
+        if (file.mib >= 512) {
+          targets.push({
+            target: `${file.mib} MiB ${direction === 'out' ? 'out of' : 'into'} a pod, verified, at least as fast as kubectl cp`,
+            measured: `${fixed(seconds / cp)}x kubectl cp's time`,
+            met: seconds <= cp,
+          });
+        }
+        targets.push({
+          target: `${file.mib} MiB ${direction}: the copying process's memory growth under 64 MiB`,
+          measured: `${fixed(Math.max(...growth), 0)} MiB`,
+          met: Math.max(...growth) < 64,
+        });
       }
     }
   }
@@ -250,6 +271,7 @@ function copySection(
       "This project's time and CPU are taken around the copy in a process whose modules are loaded (as in a worker); kubectl's are its whole process's (its start-up is a few tens of ms). Peak RSS is the whole process's (GNU time; ours includes Node and tsx, about 240 MiB before the copy starts); RSS growth is peak RSS minus RSS when the copy started.",
       'time / kubectl cp ≤ 1.00 means at least as fast as kubectl cp.',
     ],
+    targets,
   };
 }
 

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { findKubectl } from '../test/sim/kubectl.js';
 import { benchCopies } from './copy.js';
-import { describeMachine, renderSection, type Section } from './report.js';
+import { describeMachine, renderSection, renderTargets, type Section } from './report.js';
 import { benchWorkflows } from './workflows.js';
 
 const SECTIONS = ['copy', 'workflows'] as const;
@@ -66,6 +66,8 @@ const text = [
   `\`npm run bench${quick ? ' -- --quick' : ''}\`${values.baseline ? ` with \`--baseline ${values.baseline}\`` : ''}, ${new Date().toISOString()}, ${minutes} min.`,
   '',
   ...machine.map((line) => `- ${line}`),
+  '',
+  renderTargets(sections.flatMap((s) => s.targets ?? [])),
   '',
   ...sections.map(renderSection).flatMap((s) => [s, '']),
 ].join('\n');

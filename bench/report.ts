@@ -6,8 +6,27 @@ export interface Section {
   title: string;
   header: string[];
   rows: string[][];
-  /** What the figures mean, what a target is and whether it is met. */
+  /** What the figures mean. */
   notes: string[];
+  /** Issue 14's targets these figures decide. */
+  targets?: Target[];
+}
+
+export interface Target {
+  target: string;
+  measured: string;
+  met: boolean;
+}
+
+export function renderTargets(targets: readonly Target[]): string {
+  return [
+    '## Targets',
+    '',
+    markdownTable(
+      ['target', 'measured', 'met'],
+      targets.map((t) => [t.target, t.measured, t.met ? 'yes' : '**no**']),
+    ),
+  ].join('\n');
 }
 
 export function median(values: readonly number[]): number {

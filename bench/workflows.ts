@@ -211,6 +211,13 @@ function sections(
         ['floor total', fixed(floor.total)],
         ['ratio backup / floor (target ≤ 1.3)', fixed(backupTimings.wallSeconds / floor.total)],
       ],
+      targets: [
+        {
+          target: 'backup wall time at most 1.3x its floor',
+          measured: `${fixed(backupTimings.wallSeconds / floor.total)}x`,
+          met: backupTimings.wallSeconds <= 1.3 * floor.total,
+        },
+      ],
       notes: [
         'The backup also reads the keyspace at the snapshot revision, verifies the stored file (sha256, `snapshot status`) and takes and releases the cluster lock: work the floor does not do.',
       ],
@@ -229,6 +236,13 @@ function sections(
         ['ratio 1-member restore / floor', fixed(restoreOne.wallSeconds / restoreFloor.total)],
         ['activities, summed per type (1 member / 3 members; parallel ones overlap):', ''],
         ...activityRows(restoreOne, restoreThree),
+      ],
+      targets: [
+        {
+          target: 'three-member restore at most 1.3x a one-member restore',
+          measured: `${fixed(restoreThree.wallSeconds / restoreOne.wallSeconds)}x`,
+          met: restoreThree.wallSeconds <= 1.3 * restoreOne.wallSeconds,
+        },
       ],
       notes: [
         `Snapshot of ${fixed(snapshotMiB, 0)} MiB. The restore also stops and restarts kube-apiserver and the maintenance Deployment, verifies the snapshot and the restored cluster (health, members, revision, keys) before kube-apiserver comes back.`,
