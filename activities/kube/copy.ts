@@ -2,7 +2,8 @@
  * Copy a file out of a pod (SPEC B3) or into one (R3, H5b) over exec, in constant memory,
  * resumable and verified. Resuming works as `kubectl cp --retries` does: the side that
  * receives keeps what it already has (under a temporary name in a pod), and only the
- * missing tail is sent (`tail -c +N` out of the pod, `head -c N >>` into it).
+ * missing tail is sent (`tail -c +N` out of the pod, `head -c N >>` into it; a copy out
+ * from the first byte is a plain `cat`).
  *
  * Verification:
  * - Out of a pod, an etcd snapshot (`verify: 'snapshot-trailer'`) needs no hashing in the
@@ -10,10 +11,15 @@
  *   it (32 bytes; the size is then ≡ 32 mod 512, as etcdutl's restore checks). The copy
  *   learns the size with `wc -c`, hashes the whole file on the way (the manifest's sha256)
  *   and checks that trailer; a truncated or corrupted snapshot never verifies. Any other
- *   file (`verify: 'sha256sum'`, the default) is compared with one `sha256sum` in the pod.
- * - Into a pod, the source's size and sha256 are known (CopySource): after the upload, one
- *   `sha256sum` in the pod checks the bytes before they are synced and renamed into place.
+ *   file (`verify: 'sha256sum'`, the default) is compared with one hash of it in the pod.
+ * - Into a pod, the source's size and sha256 are known (CopySource). The pod hashes the
+ *   bytes as they arrive (`head -c N | tee -a part | hash`), so a fresh copy needs no second
+ *   pass over the file (for 512 MiB that pass cost as long as the upload itself); a resumed
+ *   one hashes the whole partial file once. The size and sha256 must be the source's
+ *   before the file is synced and renamed into place.
  * On a resume, the hash of the bytes already received is recomputed from the destination.
+ * Hashes in a pod use `openssl dgst -sha256` where the image has it (it uses the CPU's SHA
+ * instructions: about 4x faster than coreutils' sha256sum here), else `sha256sum`.
  *
  * Liveness: a copy during which no byte moves for `stallTimeoutMs` (default 2 min) fails,
  * retryably, saying at which byte it stalled; progress is reported about once a second.
@@ -21,10 +27,10 @@
  * the file, never the process; every stream and file handle is closed on every path.
  *
  * Commands used in the pod, all in BusyBox too (no `stat`, `flock`, GNU `mv -T`):
- *   sh, head, tail, wc, cat, sha256sum, mv (without -T), rm, mkdir, sync (with file
- *   arguments, never a global sync), df.
- * (Today's helpers need sh, head, tail, wc, sha256sum, mv, rm and sync; the others are the
- * rest of what a lean utility image is known to have.)
+ *   sh, head, tail, tee, wc, cat, sha256sum, mv (without -T), rm, mkdir, sync (with file
+ *   arguments, never a global sync), df; openssl where present.
+ * (Today's helpers need sh, head, tail, tee, wc, sha256sum, mv, rm and sync; the others are
+ * the rest of what a lean utility image is known to have.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -68,6 +74,19 @@ export interface CopyOptions {
 export const DEFAULT_STALL_TIMEOUT_MS = 2 * 60_000;
 /** A `sha256sum` of a large file in a pod: generous, but well short of an activity's 2 h. */
 const POD_HASH_TIMEOUT_MS = 30 * 60_000;
+/**
+ * A shell function: the sha256 (hex) of stdin, with openssl if the image has it, else
+ * sha256sum; exit 127, as a missing command does, when it has neither.
+ */
+const HASH_STDIN = [
+  'hash_stdin() {',
+  '  if command -v openssl >/dev/null 2>&1; then h=$(openssl dgst -sha256 -r) || return 1',
+  '  elif command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum) || return 1',
+  "  else echo 'sha256sum: not found' >&2; return 127; fi",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
+  '  h=${h%% *}; [ -n "$h" ] && echo "$h"',
+  '}',
+].join('\n');
 /** An etcd snapshot ends in the sha256 of the rest (etcdutl: `hasHash := size%512 == 32`). */
 const TRAILER_BYTES = 32;
 
@@ -100,7 +119,7 @@ interface ProbeOptions {
   protocols?: readonly string[];
 }
 
-/** Size and sha256 of a file in a pod, or undefined when it does not exist (one `sha256sum`). */
+/** Size and sha256 of a file in a pod, or undefined when it does not exist (one hash). */
 export async function statPodFile(
   kubeConfig: KubeConfig,
   file: PodFile,
@@ -108,7 +127,7 @@ export async function statPodFile(
   options: Omit<ProbeOptions, 'signal'> = {},
 ): Promise<{ sizeBytes: number; sha256: string } | undefined> {
   // One exec: print the size and the hash, or nothing when the file is missing.
-  const script = '[ -f "$1" ] || exit 0; wc -c < "$1" && sha256sum < "$1"';
+  const script = `${HASH_STDIN}\n[ -f "$1" ] || exit 0; wc -c < "$1" && hash_stdin < "$1"`;
   const { stdout } = await execInPodChecked(kubeConfig, {
     ...target(file),
     name: 'sha256sum',
@@ -349,8 +368,10 @@ async function receive(
     // (exec ends the sink after a broken stream; it destroys it when aborted).
     await execInPodChecked(kubeConfig, {
       ...target(source),
-      name: 'tail -c',
-      argv: ['tail', '-c', `+${have + 1}`, source.path],
+      // From the start, `cat`: measured about 20 % faster than `tail -c +1` for 512 MiB
+      // (coreutils' tail writes 4 KiB at a time, cat 128 KiB: far more, smaller exec frames).
+      name: have === 0 ? 'cat' : 'tail -c',
+      argv: have === 0 ? ['cat', source.path] : ['tail', '-c', `+${have + 1}`, source.path],
       stdout: counter,
       signal: watch.signal,
       protocols: options.protocols,
@@ -398,7 +419,7 @@ export async function copyToPod(
     probe,
   );
   if (existing === local.sizeBytes) {
-    // Same size: worth one sha256sum to find out whether it is already there.
+    // Same size: worth one hash to find out whether it is already there.
     const there = await statPodFile(kubeConfig, destination, signal, probeHash(options));
     if (there?.sha256 === local.sha256) return { ...local, resumedFromBytes: local.sizeBytes };
   }
@@ -407,21 +428,35 @@ export async function copyToPod(
     await removeInPod(kubeConfig, partial, probe);
     have = 0;
   }
+  // The pod's hash of the bytes as they arrived: the whole file's only when none was there.
+  let streamed = '';
   if (have < local.sizeBytes) {
-    await send(kubeConfig, source, partial, have, {
+    const arrived = await send(kubeConfig, source, partial, have, {
       ...options,
       stallTimeoutMs,
       what: `copy of ${source.name} into ${into}`,
     });
+    if (have === 0) streamed = arrived;
   } else {
     options.onProgress?.({ bytesDone: have, totalBytes: local.sizeBytes });
   }
 
-  // One exec: the pod's sha256 of what arrived; if it is the source's, sync and rename.
+  // One exec: the pod's sha256 of what arrived (hashed now unless it was on the way); if it
+  // and the size are the source's, sync and rename.
   const { stdout } = await execInPodChecked(kubeConfig, {
     ...target(partial),
     name: 'sha256sum, sync, mv',
-    argv: ['sh', '-c', VERIFY_AND_RENAME, 'sh', partial.path, destination.path, local.sha256],
+    argv: [
+      'sh',
+      '-c',
+      VERIFY_AND_RENAME,
+      'sh',
+      partial.path,
+      destination.path,
+      local.sha256,
+      String(local.sizeBytes),
+      streamed,
+    ],
     ...probeHash(options),
     signal,
   });
@@ -439,17 +474,18 @@ export async function copyToPod(
 }
 
 /**
- * $1 the partial file, $2 the destination, $3 the expected sha256. Prints `ok` once the
+ * $1 the partial file, $2 the destination, $3 the expected sha256, $4 the expected size,
+ * $5 the sha256 of the whole file as it arrived (empty: hash the file). Prints `ok` once the
  * file is synced and renamed into place, or `mismatch SIZE SHA256` after removing it.
  */
 const VERIFY_AND_RENAME = [
-  'part=$1 dest=$2 want=$3',
+  HASH_STDIN,
+  'part=$1 dest=$2 want=$3 want_size=$4 got=$5',
   'if [ -d "$dest" ]; then echo "$dest is a directory" >&2; exit 2; fi',
-  'got=$(sha256sum < "$part") || exit 1',
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
-  'got=${got%% *}',
-  'if [ "$got" != "$want" ]; then',
-  '  size=$(wc -c < "$part"); rm -f "$part"; echo "mismatch $size $got"; exit 0',
+  'size=$(wc -c < "$part") || exit 1',
+  'if [ -z "$got" ]; then got=$(hash_stdin < "$part") || exit 1; fi',
+  'if [ "$got" != "$want" ] || [ "$size" -ne "$want_size" ]; then',
+  '  rm -f "$part"; echo "mismatch $size $got"; exit 0',
   'fi',
   'sync "$part" && mv -f "$part" "$dest" || exit 1',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: shell parameter expansion
@@ -459,14 +495,29 @@ const VERIFY_AND_RENAME = [
   'echo ok',
 ].join('\n');
 
-/** The upload part of copyToPod: `head -c N >> part`, fed from the source with backpressure. */
+/**
+ * $1 the byte count, $2 the partial file: appends N bytes of stdin to it and prints their
+ * sha256. Exits non-zero if tee could not write them all (ENOSPC): a pipeline's status is
+ * its last command's, so tee's own is passed out on fd 3 (POSIX sh has no pipefail).
+ */
+const RECEIVE_AND_HASH = [
+  HASH_STDIN,
+  'exec 4>&1',
+  'status=$( { { head -c "$1" | tee -a "$2"; echo "$?" >&3; } | hash_stdin >&4; } 3>&1 )',
+  '[ "$status" = 0 ]',
+].join('\n');
+
+/**
+ * The upload part of copyToPod: `head -c N | tee -a part`, fed from the source with
+ * backpressure; resolves with the pod's sha256 of the bytes sent.
+ */
 async function send(
   kubeConfig: KubeConfig,
   source: CopySource,
   partial: PodFile,
   have: number,
   options: CopyOptions & { stallTimeoutMs: number; what: string },
-): Promise<void> {
+): Promise<string> {
   const remaining = source.sizeBytes - have;
   const watch = copyWatch(have, source.sizeBytes, options);
   let sourceError: unknown;
@@ -487,10 +538,10 @@ async function send(
     pipeline(body, counter).catch(() => undefined);
     let failure: unknown;
     // `head -c N` ends by itself after N bytes, so this works on v4 (no stdin close) too.
-    await execInPodChecked(kubeConfig, {
+    const result = await execInPodChecked(kubeConfig, {
       ...target(partial),
       name: 'head -c',
-      argv: ['sh', '-c', 'head -c "$1" >> "$2"', 'sh', String(remaining), partial.path],
+      argv: ['sh', '-c', RECEIVE_AND_HASH, 'sh', String(remaining), partial.path],
       stdin: counter,
       signal: watch.signal,
       protocols: options.protocols,
@@ -498,7 +549,7 @@ async function send(
       failure = error;
       counter.destroy();
     });
-    if (failure === undefined && sourceError === undefined) return;
+    if (result && failure === undefined && sourceError === undefined) return result.stdout.trim();
     const at = `at byte ${have + watch.bytesMoved} of ${source.sizeBytes}`;
     if (options.signal?.aborted) throw options.signal.reason;
     if (sourceError !== undefined) {

@@ -1043,6 +1043,7 @@ describe('a lean (BusyBox) utility image', () => {
     'sh',
     'head',
     'tail',
+    'tee',
     'wc',
     'cat',
     'sha256sum',
@@ -1096,7 +1097,7 @@ describe('a lean (BusyBox) utility image', () => {
     );
   });
 
-  test('copies out of and into it, resumed, verified, with only sh, head, tail, wc, cat, sha256sum, mv, rm, mkdir, sync, df', async (t) => {
+  test('copies out of and into it, resumed, verified, with only sh, head, tail, tee, wc, cat, sha256sum, mv, rm, mkdir, sync, df', async (t) => {
     if (!available) {
       t.skip(`${busybox} is not installed (apt-get install busybox)`);
       return;

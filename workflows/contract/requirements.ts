@@ -11,6 +11,7 @@ export const UTILITY_POD_TOOLS: readonly string[] = [
   'sh',
   'etcdctl',
   'head',
+  'tee',
   'wc',
   'cat',
   'sha256sum',
@@ -25,7 +26,15 @@ export const UTILITY_POD_TOOLS: readonly string[] = [
 
 /**
  * The kube-etcd image, for a backup (B2, B3): the runbook's `kubectl exec … etcdctl snapshot
- * save` and its `kubectl cp` need a shell there; the copy out reads with `tail`, sizes with
- * `wc`, and the clean-up removes with `rm`. (A distroless etcd image has none of them.)
+ * save` and its `kubectl cp` need a shell there; the copy out reads with `cat` (with `tail`
+ * when it resumes), sizes with `wc`, and the clean-up removes with `rm`. (A distroless etcd
+ * image has none of them.)
  */
-export const ETCD_POD_BACKUP_TOOLS: readonly string[] = ['sh', 'etcdctl', 'wc', 'tail', 'rm'];
+export const ETCD_POD_BACKUP_TOOLS: readonly string[] = [
+  'sh',
+  'etcdctl',
+  'wc',
+  'cat',
+  'tail',
+  'rm',
+];

@@ -1,0 +1,74 @@
+/**
+ * Fills a user cluster's etcd with Kubernetes-like objects: keys under
+ * /registry/<resource>/<namespace>/<name>, values of varied size (most a few KiB, some tens
+ * of KiB, as ConfigMaps and Secrets can be), written in transactions of many puts (one
+ * etcdctl process per put would take hours for a GiB).
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { SimClusterInfo } from './sim.js';
+
+const RESOURCES = ['pods', 'configmaps', 'secrets', 'services', 'events', 'replicasets'];
+/** etcd refuses requests over 1.5 MiB and transactions of more than 128 operations. */
+const TXN_BYTES = 1_000_000;
+const TXN_OPS = 128;
+
+/** Value sizes: 80 % 1–4 KiB, 15 % 4–32 KiB, 5 % 32–128 KiB. */
+function valueSize(): number {
+  const r = Math.random();
+  const between = (a: number, b: number) => a + Math.floor(Math.random() * (b - a));
+  return r < 0.8 ? between(1024, 4096) : r < 0.95 ? between(4096, 32768) : between(32768, 131072);
+}
+
+export async function fillEtcd(cluster: SimClusterInfo, bytes: number): Promise<number> {
+  let written = 0;
+  let keys = 0;
+  const batches: string[] = [];
+  while (written < bytes) {
+    const lines: string[] = [];
+    let size = 0;
+    while (lines.length < TXN_OPS && size < TXN_BYTES && written < bytes) {
+      const value = randomBytes(Math.ceil((valueSize() * 3) / 4)).toString('base64');
+      const resource = RESOURCES[keys % RESOURCES.length];
+      lines.push(`put /registry/${resource}/ns-${keys % 50}/object-${keys} ${value}`);
+      size += value.length;
+      written += value.length;
+      keys++;
+    }
+    // Compares, success operations, failure operations: each section ends with an empty line.
+    batches.push(`\n${lines.join('\n')}\n\n\n`);
+  }
+  // Two writers at a time: the machine has two cores.
+  const queue = [...batches];
+  await Promise.all(
+    [0, 1].map(async () => {
+      for (let batch = queue.shift(); batch !== undefined; batch = queue.shift())
+        await txn(cluster, batch);
+    }),
+  );
+  return keys;
+}
+
+function txn(cluster: SimClusterInfo, input: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      '/usr/bin/etcdctl',
+      [
+        `--endpoints=${cluster.etcdClientUrls[0]}`,
+        `--cacert=${cluster.etcdTls.caFile}`,
+        `--cert=${cluster.etcdTls.certFile}`,
+        `--key=${cluster.etcdTls.keyFile}`,
+        'txn',
+      ],
+      { env: { ETCDCTL_API: '3', PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'ignore', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('exit', (code) =>
+      code === 0 ? resolve() : reject(new Error(`etcdctl txn exited ${code}: ${stderr}`)),
+    );
+    child.stdin.end(input);
+  });
+}

@@ -1,0 +1,78 @@
+/**
+ * `npm run bench [-- --quick] [--only copy,backup,...] [--baseline REV] [--no-write]`
+ *
+ * Measures the copies, the backup, the restore, the orchestration, a resume after a
+ * SIGKILL and a fleet of backups against the simulated admin cluster (in a process of its
+ * own), prints the tables and writes them with the machine's description to
+ * bench/RESULTS.md. Asserts nothing: targets are read off the figures.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { findKubectl } from '../test/sim/kubectl.js';
+import { benchCopies } from './copy.js';
+import { describeMachine, renderSection, renderTargets, type Section } from './report.js';
+import { benchWorkflows } from './workflows.js';
+
+const SECTIONS = ['copy', 'workflows'] as const;
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    baseline: { type: 'string' },
+    'no-write': { type: 'boolean', default: false },
+  },
+});
+const only = values.only ? values.only.split(',') : [...SECTIONS];
+for (const name of only) {
+  if (!(SECTIONS as readonly string[]).includes(name))
+    throw new Error(`--only takes ${SECTIONS.join(', ')}`);
+}
+const quick = values.quick;
+// Interrupted: exit normally, so that the harness's exit hooks stop what it started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
+
+const kubectl = await findKubectl();
+if (!('path' in kubectl)) throw new Error(`no kubectl: ${kubectl.missing}`);
+const machine = describeMachine(kubectl.path);
+const scratch = mkdtempSync(join(tmpdir(), 'bench-'));
+const started = Date.now();
+const sections: Section[] = [];
+try {
+  if (only.includes('copy')) {
+    sections.push(
+      await benchCopies({
+        sizesMiB: quick ? [64, 512] : [64, 512, 2048],
+        rounds: 2,
+        kubectl: kubectl.path,
+        scratch,
+        baseline: values.baseline,
+      }),
+    );
+  }
+  if (only.includes('workflows')) {
+    sections.push(...(await benchWorkflows({ quick, scratch })));
+  }
+} finally {
+  rmSync(scratch, { recursive: true, force: true });
+}
+
+const minutes = ((Date.now() - started) / 60_000).toFixed(1);
+const text = [
+  '# Benchmarks',
+  '',
+  `\`npm run bench${quick ? ' -- --quick' : ''}\`${values.baseline ? ` with \`--baseline ${values.baseline}\`` : ''}, ${new Date().toISOString()}, ${minutes} min.`,
+  '',
+  ...machine.map((line) => `- ${line}`),
+  '',
+  renderTargets(sections.flatMap((s) => s.targets ?? [])),
+  '',
+  ...sections.map(renderSection).flatMap((s) => [s, '']),
+].join('\n');
+console.log(`\n${text}`);
+if (!values['no-write']) {
+  writeFileSync(fileURLToPath(new URL('RESULTS.md', import.meta.url)), text);
+  console.log('bench: written to bench/RESULTS.md');
+}

@@ -1,0 +1,73 @@
+/** Starts bench/sim-process.ts as a child process and waits until its clusters are Ready. */
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import type { EtcdTls } from '../test/sim/index.js';
+import type { ClusterProfile } from '../workflows/contract/index.js';
+
+export interface SimRequest {
+  clusters: { name: string; members: 1 | 3 }[];
+  kubeconfigPath?: string;
+}
+
+export interface SimClusterInfo {
+  name: string;
+  members: 1 | 3;
+  profile: ClusterProfile;
+  etcdClientUrls: string[];
+  etcdTls: EtcdTls;
+}
+
+export interface SimInfo {
+  kubeconfigPath: string;
+  clusters: SimClusterInfo[];
+}
+
+export interface SimProcess extends SimInfo {
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
+const READY_TIMEOUT_MS = 20 * 60_000;
+
+export async function startSimProcess(request: SimRequest): Promise<SimProcess> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'bench/sim-process.ts', JSON.stringify(request)],
+    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  // SIGTERM, not SIGKILL: the simulator then removes its processes and files by itself.
+  const killOnExit = () => child.kill('SIGTERM');
+  process.once('exit', killOnExit);
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-4000);
+  });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const info = await new Promise<SimInfo>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error('the simulator is not ready')),
+      READY_TIMEOUT_MS,
+    );
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      if (!line.startsWith('{')) return;
+      clearTimeout(timer);
+      resolve(JSON.parse(line) as SimInfo);
+    });
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`the simulator exited before it was ready: ${stderr}`));
+    });
+  });
+  return {
+    ...info,
+    pid: child.pid ?? 0,
+    async stop() {
+      process.removeListener('exit', killOnExit);
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
