@@ -49,11 +49,31 @@ import {
 export function createClusterActivities(deps: { kube: KubeClients; targets: WorkerTargets }) {
   const kubeFor = (ref: ClusterRef) => deps.kube.forCluster(ref);
 
-  /** The user cluster's namespace, which must exist (not a lasting 404 retried for ever). */
-  async function requireNamespace(kube: Kube, namespace: string): Promise<void> {
+  /**
+   * The user cluster's namespace, which must exist (not a lasting 404 retried for ever):
+   * its uid, which says which cluster this is.
+   */
+  async function requireNamespace(kube: Kube, namespace: string): Promise<string> {
     const ns = await readOptional(() => kube.core.readNamespace({ name: namespace }));
     if (!ns)
       throw new ClusterStateError(`namespace ${namespace} does not exist in the admin cluster`);
+    return ns.metadata?.uid ?? '';
+  }
+
+  /** The tag of the utility image gke-master-etcd-maintenance runs, if it runs that image. */
+  async function maintenanceUtilityTag(
+    kube: Kube,
+    namespace: string,
+    profile: ClusterProfile,
+  ): Promise<string | undefined> {
+    const deployment = await readOptional(() =>
+      kube.apps.readNamespacedDeployment({ name: profile.maintenanceDeployment, namespace }),
+    );
+    for (const c of deployment?.spec?.template.spec?.containers ?? []) {
+      const prefix = `${profile.utilityImageRepository}:`;
+      if (c.image?.startsWith(prefix)) return c.image.slice(prefix.length);
+    }
+    return undefined;
   }
 
   return {
@@ -110,7 +130,7 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
     ): Promise<ClusterInventory> {
       const kube = kubeFor(input);
       const { namespace, profile } = input;
-      await requireNamespace(kube, namespace);
+      const namespaceUid = await requireNamespace(kube, namespace);
       const ref = (kind: 'StatefulSet' | 'Deployment', name: string) => ({ namespace, kind, name });
       const etcdRef = ref('StatefulSet', profile.etcdStatefulSet);
       const [members, secretName, claims, nodes, etcd, apiserver, maintenance, pdb, shape, record] =
@@ -140,22 +160,26 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
         ready: { etcd: etcd.ready, apiserver: apiserver.ready, maintenance: maintenance.ready },
         pdbPresent: pdb !== undefined,
         etcdStatefulSet: shape,
+        namespaceUid,
         ...(record ? { previousRestore: record } : {}),
       };
     },
 
     /**
-     * Backup preflight (B1): the namespace, the etcd Secret, and a ready member to take
-     * the snapshot from — the one asked for, or kube-etcd-0 as the runbook does, or else
-     * the first ready member, saying why.
+     * Backup preflight (B1): the namespace (and its uid), the etcd Secret, and a ready
+     * member to take the snapshot from — the one asked for, or kube-etcd-0 as the runbook
+     * does, or else the first ready member, saying why; and the utility image's tag the
+     * cluster runs, should the backup need a utility pod.
      */
     async findSnapshotSource(
       input: ClusterRef & { profile: ClusterProfile; member?: number },
     ): Promise<SnapshotSource> {
       const kube = kubeFor(input);
       const { namespace, profile } = input;
-      await requireNamespace(kube, namespace);
+      const namespaceUid = await requireNamespace(kube, namespace);
       const secretName = await findEtcdSecret(kube, namespace, profile.etcdSecretPrefix);
+      const tag = await maintenanceUtilityTag(kube, namespace, profile);
+      const found = { secretName, namespaceUid, ...(tag ? { utilityImageTag: tag } : {}) };
       const members = await listMemberPods(kube, namespace, profile);
       if (members.length === 0) {
         throw new ClusterStateError(
@@ -171,12 +195,12 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
             `member ${input.member} was asked for, but ${chosen ? `${describe(chosen)} is not ready` : 'it has no pod'}`,
           );
         }
-        return { ...sourceOf(chosen), secretName, reason: `member ${input.member} as asked` };
+        return { ...sourceOf(chosen), ...found, reason: `member ${input.member} as asked` };
       }
       const first = members.find((m) => m.member === 0);
       const firstName = memberPodName(profile, 0);
       if (first?.ready)
-        return { ...sourceOf(first), secretName, reason: `${firstName}, as the runbook does` };
+        return { ...sourceOf(first), ...found, reason: `${firstName}, as the runbook does` };
       const ready = members.find((m) => m.ready);
       if (!ready) {
         throw new ClusterStateError(
@@ -185,7 +209,7 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
       }
       return {
         ...sourceOf(ready),
-        secretName,
+        ...found,
         reason: `${ready.name}: ${first ? describe(first) : `${firstName} has no pod`}, so the first ready member`,
       };
     },
@@ -257,7 +281,9 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
 
     /**
      * R2, H5a: the utility pod of SPEC.md's manifest on the member's node, Running. One that
-     * ended (evicted, failed) is replaced; one that is still there is kept.
+     * ended (evicted, failed) is replaced; one that is still there is kept. For a backup
+     * (`purpose: 'backup'`) the same pod without the member's data volume: it only reads
+     * the member over the network.
      */
     async ensureUtilityPod(
       input: ClusterRef & {
@@ -267,6 +293,7 @@ export function createClusterActivities(deps: { kube: KubeClients; targets: Work
         secretName: string;
         profile: ClusterProfile;
         timeoutMs: number;
+        purpose?: 'restore' | 'backup';
       },
     ): Promise<{ pod: string; created: boolean }> {
       const kube = kubeFor(input);

@@ -80,11 +80,14 @@ export interface UtilityPodParams {
   gkeOnPremVersion: string;
   secretName: string;
   profile: ClusterProfile;
+  /** `backup`: without the member's data volume (a backup reads the member over the network). */
+  purpose?: 'restore' | 'backup';
 }
 
 /** SPEC.md's utility pod manifest, with the runbook's placeholders filled in. */
 export function utilityPodManifest(params: UtilityPodParams): V1Pod {
   const { namespace, member, nodeName, gkeOnPremVersion, secretName, profile } = params;
+  const withData = params.purpose !== 'backup';
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -97,7 +100,7 @@ export function utilityPodManifest(params: UtilityPodParams): V1Pod {
           image: `${profile.utilityImageRepository}:${gkeOnPremVersion}`,
           name: profile.utilityContainer,
           volumeMounts: [
-            { mountPath: profile.dataDir, name: 'data' },
+            ...(withData ? [{ mountPath: profile.dataDir, name: 'data' }] : []),
             { mountPath: profile.certificatesDir, name: 'etcd-certs' },
           ],
         },
@@ -122,10 +125,9 @@ export function utilityPodManifest(params: UtilityPodParams): V1Pod {
         { effect: 'NoSchedule', key: 'node.kubernetes.io/unschedulable', operator: 'Exists' },
       ],
       volumes: [
-        {
-          name: 'data',
-          persistentVolumeClaim: { claimName: dataClaimName(profile, member) },
-        },
+        ...(withData
+          ? [{ name: 'data', persistentVolumeClaim: { claimName: dataClaimName(profile, member) } }]
+          : []),
         { name: 'etcd-certs', secret: { defaultMode: 420, secretName } },
       ],
     },

@@ -9,15 +9,21 @@ import { randomBytes } from 'node:crypto';
 import type { KubeConfig } from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  type AnsweringMember,
   backupSnapshotLeftovers,
   backupSnapshotPathInPod,
   type ClusterProfile,
+  type ClusterRef,
   type EndpointHealth,
   type EtcdConnection,
   type EtcdHealthReport,
   type EtcdMemberStatus,
+  type EtcdTools,
+  type EtcdToolVersions,
   FailureType,
   type KeyspaceAt,
+  type MemberPod,
+  memberProfile,
   type PodRef,
   type ReplaceState,
   type SnapshotInPod,
@@ -34,16 +40,21 @@ import {
   endpointHealthCommand,
   endpointStatusCommand,
   hashKvCommand,
+  isCommandHelp,
   keyCountCommand,
+  memberListCommand,
   parseEndpointHealth,
   parseEndpointStatus,
   parseHashKv,
   parseKeyCount,
+  parseMemberList,
   parseSnapshotStatus,
+  parseToolVersion,
   SCAN_TIMEOUT_S,
   snapshotRestoreCommand,
   snapshotSaveCommand,
   snapshotStatusCommand,
+  versionCommand,
 } from './commands.js';
 import {
   attemptDir,
@@ -63,6 +74,12 @@ const SNAPSHOT_SAVE_TIMEOUT_S = 1800;
 const COMMAND_TIMEOUT_MS = (SCAN_TIMEOUT_S + 60) * 1000;
 /** `snapshot restore` writes the whole database (and fsyncs it) on the member's volume. */
 const RESTORE_TIMEOUT_MS = 60 * 60_000;
+
+/** How a container runtime refuses to exec a command the image does not have. */
+const NOT_IN_IMAGE = /executable file not found|no such file or directory/i;
+
+/** How long a member that may be down gets to answer `endpoint status` (H1). */
+const MEMBER_STATUS_TIMEOUT_MS = 15_000;
 
 /** The member's data PVC has room for the restored data beside the old (restore into scratch). */
 export interface VolumeSpace {
@@ -109,12 +126,20 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       timeoutMs,
     });
 
-  /** `snapshot status` of a file in the pod; a file etcdctl cannot read is corrupt. */
-  async function snapshotStatusInPod(input: PodRef, path: string): Promise<SnapshotStatus> {
+  /**
+   * `snapshot status` of a file in the pod; a file etcd cannot read is corrupt. A tool that
+   * answers with its help (etcdctl 3.6, exit code 0) has no such command: MissingTools.
+   */
+  async function snapshotStatusInPod(
+    input: PodRef,
+    path: string,
+    tools: EtcdTools,
+  ): Promise<SnapshotStatus> {
     const kube = kubeFor(input);
+    const argv = snapshotStatusCommand(path, tools);
     const result = await execInPod(kube.config, {
       ...podFile(input, path),
-      argv: snapshotStatusCommand(path),
+      argv,
       signal: cancellationSignal(),
       timeoutMs: COMMAND_TIMEOUT_MS,
     });
@@ -124,7 +149,59 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
         FailureType.CorruptSnapshot,
       );
     }
+    if (isCommandHelp(result.stdout)) {
+      throw ApplicationFailure.nonRetryable(
+        `${argv[0]} in ${input.pod} has no 'snapshot status' (it printed its help): the image needs etcdutl`,
+        FailureType.MissingTools,
+      );
+    }
     return parseSnapshotStatus(result.stdout);
+  }
+
+  /** `etcdctl version` / `etcdutl version` run directly (no shell); undefined if not in the image. */
+  async function toolVersion(
+    input: PodRef,
+    binary: 'etcdctl' | 'etcdutl',
+  ): Promise<string | undefined> {
+    try {
+      const result = await execInPod(kubeFor(input).config, {
+        ...podFile(input, '/'),
+        argv: versionCommand(binary),
+        signal: cancellationSignal(),
+      });
+      return result.exitCode === 0 ? parseToolVersion(binary, result.stdout) : undefined;
+    } catch (error) {
+      if (NOT_IN_IMAGE.test(String(error))) return undefined;
+      throw error;
+    }
+  }
+
+  /** `endpoint status` of the member the profile's endpoint names, and `member list` if asked. */
+  async function memberStatus(
+    input: PodRef & { profile: EtcdConnection; tools?: EtcdTools; memberList?: boolean },
+    timeoutMs?: number,
+  ): Promise<EtcdMemberStatus> {
+    const run = (argv: string[]) =>
+      execInPodChecked(kubeFor(input).config, {
+        ...podFile(input, '/'),
+        argv,
+        signal: cancellationSignal(),
+        ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+      });
+    const { stdout } = await run(endpointStatusCommand(input.profile, {}, input.tools));
+    const [status] = parseEndpointStatus(stdout);
+    if (!status) throw new Error(`etcdctl endpoint status in ${input.pod} printed no member`);
+    const members = input.memberList
+      ? parseMemberList((await run(memberListCommand(input.profile, input.tools))).stdout)
+      : undefined;
+    return {
+      version: status.version,
+      clusterId: status.clusterId,
+      memberId: status.memberId,
+      revision: status.revision,
+      dbSize: status.dbSize,
+      ...(members ? { memberIds: members.memberIds } : {}),
+    };
   }
 
   return {
@@ -139,6 +216,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       input: PodRef & {
         profile: EtcdConnection & Pick<ClusterProfile, 'workDir'>;
         backupId: string;
+        tools: EtcdTools;
       },
     ): Promise<SnapshotInPod> {
       const kube = kubeFor(input);
@@ -154,7 +232,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
         await execInPodChecked(kube.config, {
           ...podFile(input, path),
           name: 'etcdctl snapshot save',
-          argv: snapshotSaveCommand(input.profile, path, undefined, SNAPSHOT_SAVE_TIMEOUT_S),
+          argv: snapshotSaveCommand(input.profile, path, input.tools, SNAPSHOT_SAVE_TIMEOUT_S),
           signal: cancellationSignal(),
           // etcdctl gives up at its --command-timeout; the exec a minute later.
           timeoutMs: (SNAPSHOT_SAVE_TIMEOUT_S + 60) * 1000,
@@ -165,7 +243,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
         if (sizeBytes === undefined)
           throw new Error(`etcdctl snapshot save succeeded but ${path} is missing in ${input.pod}`);
       }
-      const status = await snapshotStatusInPod(input, path);
+      const status = await snapshotStatusInPod(input, path, input.tools);
       return { path, sizeBytes, status };
     },
 
@@ -177,6 +255,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       input: PodRef & {
         path: string;
         expected: { sha256: string; etcdHash: number; revision: number };
+        tools: EtcdTools;
       },
     ): Promise<SnapshotStatus> {
       const kube = kubeFor(input);
@@ -187,7 +266,7 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
           FailureType.CorruptSnapshot,
         );
       }
-      const status = await snapshotStatusInPod(input, input.path);
+      const status = await snapshotStatusInPod(input, input.path, input.tools);
       if (status.hash !== input.expected.etcdHash || status.revision !== input.expected.revision) {
         throw ApplicationFailure.nonRetryable(
           `snapshot ${input.pod}:${input.path} reads as hash ${status.hash} revision ${status.revision}; ` +
@@ -204,21 +283,30 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     },
 
     /**
-     * Before anything is changed: the tools a backup or restore will run in this pod are all there.
-     * MissingTools (non-retryable) names every one that is not; an image without `sh` is
-     * reported as missing `sh`.
+     * Before anything is changed: the tools a backup or restore will run in this pod are all
+     * there, and which etcdctl and etcdutl the image has, with their versions (asked
+     * directly, so also in an image without a shell). MissingTools (non-retryable) names
+     * every tool that is not there; an image without `sh` is reported as missing `sh`.
+     * Which etcd binary runs what is the workflow's decision (`chooseEtcdTools`).
      */
-    async checkPodTools(input: PodRef & { tools: readonly string[] }): Promise<void> {
+    async checkPodTools(input: PodRef & { tools: readonly string[] }): Promise<EtcdToolVersions> {
       const script = 'for t; do command -v "$t" >/dev/null 2>&1 || echo "$t"; done';
+      const generic = input.tools.filter((t) => t !== 'etcdctl' && t !== 'etcdutl');
       let missing: string[];
       try {
-        const { stdout } = await exec(input, ['sh', '-c', script, 'check-tools', ...input.tools]);
+        const { stdout } = await exec(input, ['sh', '-c', script, 'check-tools', ...generic]);
         missing = stdout.split('\n').filter((t) => t !== '');
       } catch (error) {
-        if (!/executable file not found|no such file or directory/i.test(String(error)))
-          throw error;
+        if (!NOT_IN_IMAGE.test(String(error))) throw error;
         missing = ['sh'];
       }
+      const etcdctl = await toolVersion(input, 'etcdctl');
+      const etcdutl = await toolVersion(input, 'etcdutl');
+      for (const [name, version] of [
+        ['etcdctl', etcdctl],
+        ['etcdutl', etcdutl],
+      ] as const)
+        if (input.tools.includes(name) && version === undefined) missing.push(name);
       if (missing.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `the image of ${input.namespace}/${input.pod} (container ${input.container}) lacks ${missing.join(', ')}; ` +
@@ -226,6 +314,10 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
           FailureType.MissingTools,
         );
       }
+      return {
+        ...(etcdctl !== undefined ? { etcdctl } : {}),
+        ...(etcdutl !== undefined ? { etcdutl } : {}),
+      };
     },
 
     /** Free space on the file system that holds `path` in the pod (`df -Pk`, BusyBox's too). */
@@ -252,17 +344,25 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
         members: number;
         snapshotPath: string;
         token: string;
+        tools: EtcdTools;
+        /** etcdutl 3.5.10+: raise the revision by this much and mark it compacted. */
+        bumpRevision?: number;
       },
     ): Promise<'restored' | 'already-restored' | 'already-replaced'> {
       heartbeat({ step: `restore the snapshot for member ${input.member} into scratch space` });
       const paths = memberDataPaths(input.profile.dataDir, input.token);
       const attempt = attemptDir(paths, randomBytes(6).toString('hex'));
-      const restore = snapshotRestoreCommand(input.profile, {
-        file: input.snapshotPath,
-        member: input.member,
-        members: input.members,
-        dataDir: attempt,
-      });
+      const restore = snapshotRestoreCommand(
+        input.profile,
+        {
+          file: input.snapshotPath,
+          member: input.member,
+          members: input.members,
+          dataDir: attempt,
+          ...(input.bumpRevision !== undefined ? { bumpRevision: input.bumpRevision } : {}),
+        },
+        input.tools,
+      );
       try {
         const { stdout } = await exec(
           input,
@@ -370,20 +470,56 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
       };
     },
 
-    /** What the pod's own member says of itself (`endpoint status`): version and identity (A3). */
+    /**
+     * What the member the profile's endpoint names says of itself (`endpoint status`):
+     * version, identity, revision; with `memberList`, every member's id (`member list`).
+     */
     async readEtcdMemberStatus(
-      input: PodRef & { profile: EtcdConnection },
+      input: PodRef & { profile: EtcdConnection; memberList?: boolean },
     ): Promise<EtcdMemberStatus> {
-      const { stdout } = await exec(input, endpointStatusCommand(input.profile));
-      const [status] = parseEndpointStatus(stdout);
-      if (!status) throw new Error(`etcdctl endpoint status in ${input.pod} printed no member`);
-      return {
-        version: status.version,
-        clusterId: status.clusterId,
-        memberId: status.memberId,
-        revision: status.revision,
-        dbSize: status.dbSize,
-      };
+      return memberStatus(input);
+    },
+
+    /**
+     * H1, before anything changes: the first member pod, in member order, whose etcd still
+     * answers `endpoint status` on its own endpoint — the version the cluster really runs,
+     * and its revision (how far clients may have seen). Undefined when none answers (every
+     * member crash-looping): the image tag is then all there is.
+     */
+    async findAnsweringMember(
+      input: ClusterRef & { profile: ClusterProfile; members: MemberPod[] },
+    ): Promise<AnsweringMember | undefined> {
+      for (const m of input.members) {
+        if (m.phase !== 'Running' || m.waitingReason !== undefined) continue;
+        heartbeat({ step: `etcdctl endpoint status in ${m.name}` });
+        const pod = { ...input, pod: m.name, container: input.profile.etcdContainer };
+        const status = await memberStatus(
+          { ...pod, profile: memberProfile(input.profile, m.member) },
+          MEMBER_STATUS_TIMEOUT_MS,
+        ).catch(() => undefined);
+        if (status) return { ...status, pod: m.name };
+      }
+      return undefined;
+    },
+
+    /**
+     * Whether a read at `revision` is refused as compacted (`get --rev=R`), asked from
+     * inside a pod: after a restore with --mark-compacted, every revision below the bumped
+     * one must be, so a client's older resourceVersion is refused, not trusted.
+     */
+    async readAtRevision(
+      input: PodRef & { profile: EtcdConnection; revision: number },
+    ): Promise<{ compacted: boolean; detail: string }> {
+      const result = await execInPod(kubeFor(input).config, {
+        ...podFile(input, '/'),
+        argv: keyCountCommand(input.profile, input.revision),
+        signal: cancellationSignal(),
+      });
+      if (result.exitCode === 0)
+        return { compacted: false, detail: `${parseKeyCount(result.stdout)} keys` };
+      const compacted = /required revision has been compacted/.exec(result.stderr);
+      if (compacted) return { compacted: true, detail: `etcdserver: mvcc: ${compacted[0]}` };
+      throw new CommandFailedError('etcdctl get', result.exitCode, result.stderr);
     },
 
     /**

@@ -14,7 +14,9 @@ import {
   describeIssues,
   type EndpointHashKv,
   type EndpointHealth,
+  ETCDCTL_ONLY,
   type EtcdConnection,
+  type EtcdTools,
   initialCluster,
   memberPodName,
   peerUrl,
@@ -22,19 +24,7 @@ import {
   type SnapshotStatus,
 } from '../../workflows/contract/index.js';
 
-/**
- * The binaries that run the commands: names looked up in PATH, or absolute paths. The
- * runbook's `ETCDCTL_API=3` is not set: etcdctl 3.4 and later default to the v3 API,
- * etcdctl 3.6 warns about the variable, and a distroless image has no `env` to set it.
- */
-export interface EtcdTools {
-  etcdctl: string;
-  /** Runs `snapshot status` and `snapshot restore` where etcdctl no longer does (etcd 3.5+); etcdctl when absent (etcd 3.4). */
-  etcdutl?: string;
-}
-
-/** etcdctl and no etcdutl, from PATH: etcd 3.4, as the runbook has it. */
-export const ETCDCTL_ONLY: EtcdTools = { etcdctl: 'etcdctl' };
+export { ETCDCTL_ONLY, type EtcdTools };
 
 /** The binary of the offline snapshot commands. */
 function offline(tools: EtcdTools): string {
@@ -147,6 +137,37 @@ export function snapshotRestoreCommand(
     `--data-dir=${checkedPath('snapshot restore --data-dir', dataDir)}`,
     ...(bumpRevision !== undefined ? [`--bump-revision=${bumpRevision}`, '--mark-compacted'] : []),
   ];
+}
+
+/** `etcdctl version` / `etcdutl version`: the tool's own version (no server is asked). */
+export function versionCommand(binary: 'etcdctl' | 'etcdutl'): string[] {
+  return [binary, 'version'];
+}
+
+/** `etcdctl version: 3.6.16\nAPI version: 3.6` → `3.6.16`. */
+export function parseToolVersion(binary: 'etcdctl' | 'etcdutl', stdout: string): string {
+  const version = new RegExp(`^${binary} version: (\\S+)`, 'm').exec(stdout)?.[1];
+  if (!version)
+    throw new EtcdctlOutputError(
+      `${binary} version printed no version: ${JSON.stringify(stdout.slice(0, 200))}`,
+    );
+  return version;
+}
+
+/**
+ * Whether a command printed a command's help instead of its result: etcdctl 3.6 answers
+ * `snapshot status` with the `snapshot` help and exit code 0 (measured).
+ */
+export function isCommandHelp(stdout: string): boolean {
+  return /^USAGE:/m.test(stdout) && /^COMMANDS:/m.test(stdout);
+}
+
+/** `etcdctl <connection flags> member list -w json`: every member, also those that are down. */
+export function memberListCommand(
+  profile: EtcdConnection,
+  tools: EtcdTools = ETCDCTL_ONLY,
+): string[] {
+  return [tools.etcdctl, ...connectionFlags(profile), 'member', 'list', '-w', 'json'];
 }
 
 export interface EndpointQueryOptions {
@@ -429,6 +450,23 @@ const hashKvSchema = z
  */
 export function parseHashKv(stdout: string): EndpointHashKv[] {
   return parseJsonOutput('endpoint hashkv -w json', stdout, hashKvSchema);
+}
+
+const memberListSchema = z
+  .object({
+    header: z.object({ cluster_id: uint64, member_id: uint64 }),
+    members: z.array(z.object({ ID: uint64, name: z.string().optional() })),
+  })
+  .transform(({ header, members }) => ({
+    clusterId: header.cluster_id,
+    /** The member that answered. */
+    memberId: header.member_id,
+    memberIds: members.map((m) => m.ID),
+  }));
+
+/** `member list -w json` → cluster id, the answering member's id, every member's id (decimal). */
+export function parseMemberList(stdout: string): z.infer<typeof memberListSchema> {
+  return parseJsonOutput('member list -w json', stdout, memberListSchema);
 }
 
 /** etcd prints member ids in decimal in JSON and in hex elsewhere (member list, logs). */

@@ -10,6 +10,7 @@ import {
   ETCDCTL_ONLY,
   type EtcdTools,
   parseSnapshotStatus,
+  parseToolVersion,
   snapshotStatusCommand,
 } from './commands.js';
 
@@ -24,6 +25,8 @@ export interface LocalEtcdctl {
    * Stopped when `signal` aborts, and after STATUS_TIMEOUT_MS.
    */
   snapshotStatus(path: string, signal?: AbortSignal): Promise<SnapshotStatus>;
+  /** The binary and version that read it, e.g. `etcdctl 3.4.23` (totalKey's meaning depends on it). */
+  tool(): Promise<string>;
 }
 
 /** etcdctl ran and refused the file: it is not a readable etcd snapshot. */
@@ -34,7 +37,15 @@ export class SnapshotUnreadableError extends Error {
 /** The worker's etcdctl (3.4) or etcdutl (3.5+): absolute paths, or names looked up in PATH. */
 export function localEtcdctl(tools: EtcdTools = ETCDCTL_ONLY): LocalEtcdctl {
   const binary = tools.etcdutl ?? tools.etcdctl;
+  const name = tools.etcdutl ? 'etcdutl' : 'etcdctl';
+  let version: Promise<string> | undefined;
   return {
+    tool() {
+      version ??= execFileAsync(binary, ['version'], {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+      }).then(({ stdout }) => `${name} ${parseToolVersion(name, stdout)}`);
+      return version;
+    },
     async snapshotStatus(path, signal) {
       const [file, ...args] = snapshotStatusCommand(path, tools) as [string, ...string[]];
       let stdout: string;

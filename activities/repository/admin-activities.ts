@@ -28,6 +28,7 @@ import { copyPkiTree } from '../ssh/pki.js';
 import { backupFailure } from './failures.js';
 import { backupsToKeep } from './retention.js';
 import type { AdminBackupKey, AdminBackupStore, BackupStores } from './store.js';
+import { compareSnapshotStatus } from './verify.js';
 
 export interface AdminRepositoryActivityDeps {
   kube: KubeClients;
@@ -177,19 +178,18 @@ export async function verifyAdminBackup(
       throw error instanceof SnapshotUnreadableError ? corrupt(error.message) : error;
     });
   const { etcd } = record;
-  const expected = { hash: etcd.etcdHash, revision: etcd.revision, totalKey: etcd.totalKeys };
-  for (const [field, value] of Object.entries(expected) as [keyof typeof expected, number][]) {
-    if (status[field] !== value) {
-      throw corrupt(
-        `etcdctl snapshot status reports ${field} ${status[field]}, the manifest says ${value}`,
-      );
-    }
-  }
+  const { mismatch, line: statusLine } = compareSnapshotStatus(status, await etcdctl.tool(), {
+    hash: etcd.etcdHash,
+    revision: etcd.revision,
+    totalKeys: etcd.totalKeys,
+    ...(etcd.totalKeysCountedBy ? { countedBy: etcd.totalKeysCountedBy } : {}),
+  });
+  if (mismatch) throw corrupt(mismatch);
   return {
     record,
     checks: [
       `${files} files, ${bytes} bytes, each with the size and sha256 of the manifest`,
-      `etcdctl snapshot status of ${ADMIN_SNAPSHOT_FILE}: hash ${status.hash}, revision ${status.revision}, ${status.totalKey} keys as in the manifest`,
+      `${ADMIN_SNAPSHOT_FILE}: ${statusLine}`,
       `PKI: ${record.pki.fileCount} files of ${record.pki.directory}, with their modes on the node recorded`,
     ],
   };

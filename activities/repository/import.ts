@@ -47,6 +47,7 @@ export async function importSnapshotFile(
     totalKeys: status.totalKey,
     etcdHash: status.hash,
     origin: 'imported',
+    totalKeysCountedBy: await etcdctl.tool(),
     toolVersions: {},
   });
 }

@@ -56,7 +56,7 @@ import {
   execInPodChecked,
 } from '../../activities/kube/exec.js';
 import { activityDeps } from '../../worker/create-worker.js';
-import { memberProfile } from '../../workflows/contract/index.js';
+import { ETCDCTL_ONLY, memberProfile } from '../../workflows/contract/index.js';
 import { makeRealSnapshot } from '../harness/etcd-tls.js';
 import { simWorkerConfig } from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
@@ -599,6 +599,7 @@ describe('copy of an etcd snapshot out of the etcd pod (B2, B3)', () => {
       ...etcdPod(0),
       profile: memberProfile(sim.profile, 0),
       backupId: 'real-1',
+      tools: ETCDCTL_ONLY,
     });
     assert.equal(saved.path, '/snapshot-real-1.1.db', "the first attempt's own file");
     assert.ok(hasSnapshotTrailerSize(saved.sizeBytes));
@@ -624,7 +625,12 @@ describe('copy of an etcd snapshot out of the etcd pod (B2, B3)', () => {
     await putInPod(etcdPod(0), '/snapshot-race-1.1.db.part', Buffer.from('half a snapshot'));
     const saved = await runActivity(
       'saveSnapshotInPod',
-      { ...etcdPod(0), profile: memberProfile(sim.profile, 0), backupId: 'race-1' },
+      {
+        ...etcdPod(0),
+        profile: memberProfile(sim.profile, 0),
+        backupId: 'race-1',
+        tools: ETCDCTL_ONLY,
+      },
       new MockActivityEnvironment({ attempt: 2 }),
     );
     assert.equal(saved.path, '/snapshot-race-1.2.db');

@@ -43,6 +43,7 @@ function inventory(members: number, change: Partial<ClusterInventory> = {}): Clu
     maintenanceReplicas: 1,
     ready: { etcd: members - 1, apiserver: 0, maintenance: 1 },
     pdbPresent: true,
+    namespaceUid: 'uid-of-the-namespace',
     etcdStatefulSet: { podManagementPolicy: 'Parallel', readiness: 'none' },
     ...change,
   };

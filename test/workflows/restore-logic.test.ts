@@ -76,6 +76,7 @@ function inventory(members: 1 | 3): ClusterInventory {
     maintenanceReplicas: 1,
     ready: { etcd: 0, apiserver: 0, maintenance: 1 },
     pdbPresent: true,
+    namespaceUid: 'uid-of-the-namespace',
     etcdStatefulSet: { podManagementPolicy: 'Parallel', readiness: 'none' },
   };
 }

@@ -20,6 +20,8 @@ import {
   type BackupAdminClusterResult,
   backupAdminClusterInputSchema,
   backupSnapshotLeftovers,
+  chooseEtcdTools,
+  ETCD_POD_BACKUP_TOOLS,
   FailureType,
   failureTypeOf,
   formatBackupId,
@@ -215,11 +217,20 @@ async function snapshotAdminEtcdA3(
     container: source.container,
   };
 
+  // The admin etcd is kubeadm's static pod: its image has a shell as the copy needs, and the
+  // etcd binaries its version brings (etcdutl for `snapshot status` from 3.5 on).
+  const versions = await quick.checkPodTools.executeWithOptions(
+    { summary: `A3 the tools a backup runs in ${source.pod}` },
+    [{ ...pod, tools: ETCD_POD_BACKUP_TOOLS }],
+  );
+  const choice = chooseEtcdTools(versions, `the image of ${source.pod}`);
+  progress.fact('etcd tools', `${source.pod}: ${choice.description}`);
+
   progress.step(`A3 etcdctl snapshot save in ${source.pod}`);
   saved({ pod: source.pod, container: source.container });
   const snapshot = await long.saveSnapshotInPod.executeWithOptions(
     { summary: `A3 etcdctl snapshot save in ${source.pod}` },
-    [{ ...pod, profile: target.etcd, backupId: backup.backupId }],
+    [{ ...pod, profile: target.etcd, backupId: backup.backupId, tools: choice.tools }],
   );
   const pathInPod = snapshot.path;
   const { revision, totalKey, hash } = snapshot.status;
@@ -270,6 +281,7 @@ async function snapshotAdminEtcdA3(
       sizeBytes: copy.sizeBytes,
       revision,
       totalKeys: totalKey,
+      totalKeysCountedBy: choice.offline,
       etcdHash: hash,
       ...(keyspace ? { keyCount: keyspace.keyCount } : {}),
       ...(fingerprint

@@ -85,6 +85,8 @@ export interface ClusterInventory {
   ready: ReplicaCounts;
   pdbPresent: boolean;
   etcdStatefulSet: EtcdStatefulSetShape;
+  /** The user cluster's namespace uid: which cluster this is (a backup's provenance says the same). */
+  namespaceUid: string;
   /** The record an earlier restore left on the cluster, if it did not finish. */
   previousRestore?: RestoreRecord;
 }
@@ -97,6 +99,13 @@ export interface SnapshotSource {
   secretName: string;
   /** Why this member, for the operator. */
   reason: string;
+  /** The user cluster's namespace uid (the backup's provenance). */
+  namespaceUid: string;
+  /**
+   * The tag gke-master-etcd-maintenance runs of the utility image: the utility pod's tag
+   * when the backup is taken from one and the input names none.
+   */
+  utilityImageTag?: string;
 }
 
 /** PodDisruptionBudget as a manifest that can be created again: no server-owned fields (H2). */
@@ -292,6 +301,13 @@ export interface EtcdMemberStatus {
   memberId: string;
   revision: number;
   dbSize: number;
+  /** Every member of its cluster (`member list`), when asked for. */
+  memberIds?: string[];
+}
+
+/** A member of a cluster to restore that still answered `endpoint status` (H1): what it runs. */
+export interface AnsweringMember extends EtcdMemberStatus {
+  pod: string;
 }
 
 /** The PKI tree copied over SSH (A2): every entry as on the node; contents stay in the repository. */

@@ -13,6 +13,16 @@ export const FailureType = {
   ClusterState: 'ClusterState',
   /** A restore failed before the point of no return and could not put everything back. */
   UndoFailed: 'UndoFailed',
+  /**
+   * The backup was taken from another cluster (admin cluster or namespace uid differ) and
+   * the restore does not allow it (`allowForeignSnapshot`); nothing was changed.
+   */
+  ForeignSnapshot: 'ForeignSnapshot',
+  /**
+   * The snapshot comes from a newer etcd minor than the cluster runs and the restore does
+   * not allow it (`allowNewerEtcd`); nothing was changed.
+   */
+  NewerEtcd: 'NewerEtcd',
   /** The restored cluster did not pass the end-of-restore checks. */
   VerificationFailed: 'VerificationFailed',
   /** Nobody approved the restore within its approval timeout; nothing was changed. */

@@ -5,6 +5,7 @@
  * activities import nothing else from workflows/.
  */
 export * from './activity-types.js';
+export * from './etcd-versions.js';
 export * from './failures.js';
 export * from './names.js';
 export * from './requirements.js';

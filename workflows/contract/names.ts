@@ -82,6 +82,17 @@ export function memberProfile(profile: ClusterProfile, member: number): ClusterP
   return { ...profile, etcdEndpoint: profile.etcdEndpoint.replaceAll('{member}', String(member)) };
 }
 
+/**
+ * How another pod (a utility pod) reaches member N's etcd: the profile's member client URL
+ * template, and the TLS files as mounted in every utility pod.
+ */
+export function memberClientProfile(profile: ClusterProfile, member: number): ClusterProfile {
+  return {
+    ...profile,
+    etcdEndpoint: profile.memberClientUrlTemplate.replaceAll('{member}', String(member)),
+  };
+}
+
 /** Where the runbook's restore writes by default: `<workDir>/<name>.etcd` (H5c). */
 export function defaultRestoreDataDir(profile: ClusterProfile, member: number): string {
   return podJoin(profile.workDir, `${memberPodName(profile, member)}.etcd`);

@@ -81,6 +81,12 @@ export const clusterProfileSchema = z.strictObject({
     .string()
     .regex(/^https:\/\/[^\s,]+$/, 'must be an https URL')
     .default('https://127.0.0.1:2379'),
+  /**
+   * Client URL of member N as another pod in the namespace reaches it (a backup taken from a
+   * utility pod, when the etcd image has no shell): the members' headless Service names, as
+   * the peer URLs use them; the member's server certificate must carry that name.
+   */
+  memberClientUrlTemplate: memberUrlTemplate.default('https://kube-etcd-{member}.kube-etcd:2379'),
   /** Peer URL of member N (H5c); `{member}` is replaced by N. */
   peerUrlTemplate: memberUrlTemplate.default('https://kube-etcd-{member}.kube-etcd:2380'),
   initialClusterToken: z
@@ -187,12 +193,39 @@ export const backupUserClusterInputSchema = z.strictObject({
   ...userClusterTarget,
   /** Member to snapshot; if absent, kube-etcd-0 as the runbook does, or the first ready member. */
   sourceMember: memberNumber.optional(),
+  /**
+   * GKE_ON_PREM_VERSION: tag of the utility image, used only where the etcd image cannot
+   * take the snapshot itself (no shell: distroless). Absent: the tag the cluster's
+   * gke-master-etcd-maintenance Deployment runs of the same image.
+   */
+  gkeOnPremVersion: imageTag.optional(),
   /** Applied after the backup is stored; absent = keep everything. */
   retention: retentionPolicySchema.optional(),
   onBusy: onBusySchema.optional(),
 });
 export type BackupUserClusterInput = z.input<typeof backupUserClusterInputSchema>;
 export type BackupUserClusterParams = z.output<typeof backupUserClusterInputSchema>;
+
+/** An etcd id (cluster, member) in decimal, as etcd's JSON prints it. */
+const etcdId = z.string().regex(/^\d+$/, 'must be a decimal etcd id');
+
+/**
+ * Where a snapshot was taken: the admin cluster (as the worker's configuration names it),
+ * the user cluster's namespace by uid (a namespace deleted and made again is another
+ * cluster), and what its etcd said of itself (`endpoint status`, `member list`).
+ */
+export const snapshotProvenanceSchema = z.object({
+  adminCluster: dnsLabel,
+  namespaceUid: z.string().min(1),
+  /** The server version the source member reported, e.g. 3.6.16. */
+  etcdVersion: z.string().min(1),
+  clusterId: etcdId,
+  /** The member the snapshot was saved from. */
+  memberId: etcdId,
+  /** Every member of the cluster then. */
+  memberIds: z.array(etcdId),
+});
+export type SnapshotProvenance = z.infer<typeof snapshotProvenanceSchema>;
 
 /** A stored backup, as its manifest describes it. */
 export const backupRecordSchema = z.object({
@@ -218,6 +251,21 @@ export const backupRecordSchema = z.object({
   kvHashCompactRevision: z.number().int().min(-1).optional(),
   /** Taken by a backup of the cluster, or imported from a file by a restore. */
   origin: z.enum(['taken', 'imported']).default('taken'),
+  /**
+   * Where it was taken. Absent for an import (a file says nothing of its cluster) and for
+   * backups taken before it was recorded.
+   */
+  provenance: snapshotProvenanceSchema.optional(),
+  /**
+   * Revisions per second the source member made while the backup ran (its revision read
+   * before the save and after the copy): sizes a restore's revision bump.
+   */
+  revisionsPerSecond: z.number().nonnegative().optional(),
+  /**
+   * The tool whose `snapshot status` gave `totalKeys` (`etcdutl 3.6.16`): etcdutl 3.6
+   * counts live keys, older tools every bbolt entry, so counts compare only between alike.
+   */
+  totalKeysCountedBy: z.string().optional(),
   toolVersions: z.record(z.string(), z.string()),
 });
 export type BackupRecord = z.infer<typeof backupRecordSchema>;
@@ -260,6 +308,16 @@ export const restoreUserClusterInputSchema = z.strictObject({
   approvalTimeout: duration.default('4h'),
   /** Delete each member's old data right after it is replaced, as the runbook does; by default it is kept until the restored cluster is verified. */
   deleteOldDataImmediately: z.boolean().default(false),
+  /**
+   * Restore a backup taken from another cluster (another admin cluster, or a namespace of
+   * the same name with another uid): refused unless this is true; the plan then says so.
+   */
+  allowForeignSnapshot: z.boolean().default(false),
+  /**
+   * Restore a snapshot taken from a newer etcd minor than the cluster runs (etcd does not
+   * promise a newer release's data is readable by an older one): refused unless true.
+   */
+  allowNewerEtcd: z.boolean().default(false),
 });
 export type RestoreUserClusterInput = z.input<typeof restoreUserClusterInputSchema>;
 export type RestoreUserClusterParams = z.output<typeof restoreUserClusterInputSchema>;
@@ -402,6 +460,8 @@ export const adminEtcdSnapshotSchema = z.object({
   keyCount: z.number().int().nonnegative().optional(),
   kvHash: z.number().int().nonnegative().optional(),
   kvHashCompactRevision: z.number().int().min(-1).optional(),
+  /** The tool whose `snapshot status` gave `totalKeys` (see backupRecordSchema). */
+  totalKeysCountedBy: z.string().optional(),
   /** What the member says of itself (`endpoint status`): server version and identity. */
   etcdVersion: z.string(),
   clusterId: z.string(),

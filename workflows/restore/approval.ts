@@ -22,6 +22,12 @@ export interface RestorePlan {
   members: number;
   destroys: string[];
   changes: string[];
+  /**
+   * The etcd the cluster runs (and where that was read), where the snapshot came from (or
+   * that an import has no provenance), anything allowed by allowForeignSnapshot or
+   * allowNewerEtcd, and the revision bump — or, without one, what to restart.
+   */
+  etcd: string[];
   /** What the plan rests on that a person should know (originals read from an earlier restore...). */
   notes: string[];
 }

@@ -8,14 +8,24 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import {
+  type AnsweringMember,
+  type BackupRecord,
+  BUMP_REVISION_SINCE,
   type ClusterInventory,
   type ClusterProfile,
+  compareEtcdVersions,
   dataClaimName,
   type EtcdHealthReport,
+  etcdMinor,
   FailureType,
+  hasBumpRevision,
   type KeyspaceAt,
   memberPodName,
+  parseEtcdVersion,
   type ReplicaCounts,
+  type RestoreUserClusterParams,
+  type RevisionBump,
+  revisionBump,
 } from '../contract/index.js';
 
 /** Member numbers 0..n-1. */
@@ -142,23 +152,206 @@ export function changesSince(
   return differences;
 }
 
+// ---------------------------------------------------------------------------------------
+// Which etcd the cluster runs, where the snapshot came from, and the revision bump
+
+/** The etcd version the cluster to restore runs, and how that is known (H1, H4). */
+export interface TargetEtcd {
+  version?: string;
+  /** Where the version was read, for people. */
+  from: string;
+  /** The newest revision a member still reports: how far its clients may have seen. */
+  liveRevision?: number;
+}
+
+/**
+ * The version a member still answering says it runs (`endpoint status`), else the one the
+ * kube-etcd image's tag names (a hint: a tag is a name), else unknown.
+ */
+export function targetEtcd(
+  inventory: ClusterInventory,
+  answering: AnsweringMember | undefined,
+): TargetEtcd {
+  if (answering)
+    return {
+      version: answering.version,
+      from: `${answering.pod} reports it (endpoint status)`,
+      liveRevision: answering.revision,
+    };
+  const member = inventory.members.find((m) => m.image !== undefined);
+  const image = member?.image ?? '';
+  const name = image.split('@')[0] ?? '';
+  const tag =
+    name.lastIndexOf(':') > name.lastIndexOf('/') ? name.slice(name.lastIndexOf(':') + 1) : '';
+  const version = parseEtcdVersion(tag);
+  if (member && version)
+    return {
+      version: `${version.major}.${version.minor}.${version.patch}`,
+      from: `the image tag of ${member.name} (${image}) says so; no member answered endpoint status`,
+    };
+  return { from: 'unknown: no member answered endpoint status and the image tag names no version' };
+}
+
+/**
+ * Before anything changes: the backup was taken from this cluster (same admin cluster, same
+ * namespace uid) and from an etcd minor no newer than the one the cluster runs. Refused
+ * (ForeignSnapshot, NewerEtcd; non-retryable) naming the difference, unless the input
+ * allows it; returns the lines for the plan and the result: what was checked, what was
+ * allowed, and what could not be checked (an import has no provenance).
+ */
+export function checkProvenance(
+  record: BackupRecord,
+  here: { adminCluster: string; namespaceUid: string; userClusterName: string },
+  target: TargetEtcd,
+  allow: Pick<RestoreUserClusterParams, 'allowForeignSnapshot' | 'allowNewerEtcd'>,
+): { checked: string[]; notes: string[] } {
+  const checked: string[] = [];
+  const notes: string[] = [];
+  const p = record.provenance;
+  const runs = target.version
+    ? `etcd ${target.version} (${target.from})`
+    : `etcd of unknown version (${target.from})`;
+  if (!p) {
+    notes.push(
+      record.origin === 'imported'
+        ? `an imported snapshot has no provenance: which cluster and etcd version it came from was not checked; the cluster runs ${runs}`
+        : `backup ${record.id} records no provenance (taken before it was recorded): its cluster and etcd version were not checked; the cluster runs ${runs}`,
+    );
+    return { checked, notes };
+  }
+  const foreign: string[] = [];
+  if (p.adminCluster !== here.adminCluster)
+    foreign.push(`it was taken in admin cluster ${p.adminCluster}, this is ${here.adminCluster}`);
+  if (p.namespaceUid !== here.namespaceUid)
+    foreign.push(
+      `it was taken from namespace uid ${p.namespaceUid}, namespace ${here.userClusterName} now has uid ${here.namespaceUid} (deleted and made again, or another cluster)`,
+    );
+  if (foreign.length > 0) {
+    if (!allow.allowForeignSnapshot)
+      throw ApplicationFailure.nonRetryable(
+        `backup ${record.id} is from another cluster: ${foreign.join('; ')}. Nothing was changed; ` +
+          'restore it anyway with allowForeignSnapshot: true',
+        FailureType.ForeignSnapshot,
+      );
+    notes.push(
+      `allowed by allowForeignSnapshot: backup ${record.id} is from another cluster: ${foreign.join('; ')}`,
+    );
+  } else {
+    checked.push(
+      `backup ${record.id} was taken from this cluster (admin cluster ${p.adminCluster}, namespace uid ${p.namespaceUid})`,
+    );
+  }
+  const from = parseEtcdVersion(p.etcdVersion);
+  const to = parseEtcdVersion(target.version);
+  if (!from || !to) {
+    notes.push(
+      `the snapshot is from etcd ${p.etcdVersion}; the cluster runs ${runs}: not compared`,
+    );
+  } else if (compareEtcdVersions({ ...from, patch: 0 }, { ...to, patch: 0 }) > 0) {
+    const why = `the snapshot is from etcd ${p.etcdVersion}, a newer minor than the ${runs} of the cluster`;
+    if (!allow.allowNewerEtcd)
+      throw ApplicationFailure.nonRetryable(
+        `${why}: etcd ${etcdMinor(to)} may not read data of ${etcdMinor(from)}. Nothing was changed; ` +
+          'upgrade the cluster first, or restore it anyway with allowNewerEtcd: true',
+        FailureType.NewerEtcd,
+      );
+    notes.push(`allowed by allowNewerEtcd: ${why}`);
+  } else {
+    checked.push(
+      `the snapshot is from etcd ${p.etcdVersion}, not newer than the cluster's ${runs}`,
+    );
+  }
+  return { checked, notes };
+}
+
+/**
+ * Without a revision bump the restored revision is the snapshot's, below what the
+ * cluster's clients have seen: a watch resumed from a newer resourceVersion waits, then
+ * skips the events numbered up to it (kubernetes #107457, #118501). kube-apiserver itself
+ * is restarted by the restore (scaled to 0 and back), so its watch cache starts over.
+ */
+export function noBumpAdvice(revision: number, why: string): string {
+  return (
+    `the revision is not raised (${why}): etcd is back at revision ${revision}, below the resourceVersions the user cluster's clients have seen, ` +
+    'and informers resuming from those may miss events silently (kubernetes #107457, #118501). kube-apiserver was restarted by the restore; ' +
+    'restart everything else that watches the user cluster: kube-controller-manager, kube-scheduler, the kubelet on every node ' +
+    '(systemctl restart kubelet), kube-proxy, the CNI and DNS pods, and every controller and operator, so they list again'
+  );
+}
+
+/** Whether, and how far, this restore raises the revision (decided before approval). */
+export interface RevisionPlan {
+  /** The bump to use where the utility image's etcdutl can (absent: none, see `line`). */
+  bump?: RevisionBump;
+  /** The cluster runs etcd ≥ 3.5.10: a utility image that cannot bump is refused (MissingTools). */
+  required: boolean;
+  /** For the plan: what will be done and what it means. */
+  line: string;
+}
+
+/**
+ * The revision bump: on etcd 3.5.10 and later `etcdutl snapshot restore --bump-revision N
+ * --mark-compacted`, N from `revisionBump`; on older etcd none (its restore tools have no
+ * such flags); for an etcd of unknown version, if the utility image's etcdutl can.
+ */
+export function planRevision(record: BackupRecord, target: TargetEtcd, now: number): RevisionPlan {
+  const version = parseEtcdVersion(target.version);
+  const bump = revisionBump({
+    snapshotRevision: record.revision,
+    takenAt: record.origin === 'taken' ? record.createdAt : undefined,
+    revisionsPerSecond: record.revisionsPerSecond,
+    liveRevision: target.liveRevision,
+    now,
+  });
+  const sized = `by ${bump.amount} (${bump.reasons.join('; ')}) and marked compacted (etcdutl snapshot restore --bump-revision --mark-compacted)`;
+  if (version && !hasBumpRevision(version))
+    return {
+      required: false,
+      line: noBumpAdvice(
+        record.revision,
+        `etcd ${target.version} has no --bump-revision; it came with etcdutl ${BUMP_REVISION_SINCE}`,
+      ),
+    };
+  if (version)
+    return {
+      bump,
+      required: true,
+      line: `the revision is raised from ${record.revision} ${sized}: clients' older resourceVersions are refused as compacted, and they list again`,
+    };
+  return {
+    bump,
+    required: false,
+    line: `the revision is raised from ${record.revision} ${sized} if the utility image's etcdutl is ${BUMP_REVISION_SINCE} or later (checked in its pod before anything is destroyed); if not, ${noBumpAdvice(record.revision, 'no etcdutl that can')}`,
+  };
+}
+
 export interface RestoredEtcd {
   members: number;
   /** What the backup recorded: its revision and, if measured, its keyspace fingerprint. */
   record: { revision: number; keyCount?: number; kvHash?: number; kvHashCompactRevision?: number };
   health: EtcdHealthReport;
-  /** The restored members' keyspace at the snapshot's revision. */
+  /**
+   * The restored members' keyspace: at the snapshot's revision, or — after a revision
+   * bump, which compacts everything below the bumped revision — at the current one.
+   */
   keyspace: Pick<KeyspaceAt, 'keyCount' | 'hashes'>;
+  /** The bump the restore used (etcdutl --bump-revision N --mark-compacted); absent: none. */
+  bump?: number;
+  /** A read at a revision between the snapshot's and the bumped one, and what etcd said. */
+  belowBump?: { revision: number; compacted: boolean; detail: string };
 }
 
 /**
  * Before H7: every member healthy, one cluster ID, as many distinct member IDs as members,
- * revision at least the snapshot's, the snapshot's key count, every member the same hash —
- * and the backup's hash where it is comparable: hashkv covers the revisions after the
- * compact revision it reports, so it is compared only when the restored members and the
- * backup's reading report the same one (a compaction between the snapshot and the reading
- * would make a correct restore look wrong). The first check that fails ends the step as
- * VerificationFailed, saying what was found.
+ * the revision where it must be, the backup's key count, every member the same hash — and
+ * the backup's hash where it is comparable: hashkv covers the revisions after the compact
+ * revision it reports, so it is compared only when the restored members and the backup's
+ * reading report the same one (a compaction between the snapshot and the reading would
+ * make a correct restore look wrong). After a revision bump the members are compacted at
+ * the bumped revision, so the keyspace is read at the current revision (nothing writes:
+ * kube-apiserver and maintenance are at 0), its hash is not comparable with the backup's,
+ * and a read below the bumped revision must be refused as compacted. The first check that
+ * fails ends the step as VerificationFailed, saying what was found.
  */
 export function verifyRestoredEtcd(v: RestoredEtcd): string[] {
   const lines: string[] = [];
@@ -174,28 +367,55 @@ export function verifyRestoredEtcd(v: RestoredEtcd): string[] {
   lines.push(`${v.members} distinct member IDs`);
   const lowest = Math.min(...v.health.revisions);
   const { revision } = v.record;
-  if (lowest < revision) fail(`revision ${lowest} is below the snapshot's ${revision}`);
-  lines.push(`revision ${lowest} ≥ the snapshot's ${revision}`);
+  const bumped = v.bump !== undefined ? revision + v.bump : undefined;
+  if (bumped === undefined) {
+    if (lowest < revision) fail(`revision ${lowest} is below the snapshot's ${revision}`);
+    lines.push(`revision ${lowest} ≥ the snapshot's ${revision}`);
+  } else {
+    if (lowest < bumped)
+      fail(`revision ${lowest} is below the snapshot's ${revision} + the bump ${v.bump}`);
+    lines.push(
+      `revision ${lowest} ≥ the snapshot's ${revision} + ${v.bump} (raised by etcdutl --bump-revision)`,
+    );
+  }
+  const at = bumped === undefined ? `revision ${revision}` : `the current revision ${lowest}`;
 
   if (v.record.keyCount !== undefined) {
     if (v.keyspace.keyCount !== v.record.keyCount)
-      fail(
-        `${v.keyspace.keyCount} keys at revision ${revision}, the backup recorded ${v.record.keyCount}`,
-      );
-    lines.push(`${v.keyspace.keyCount} keys at revision ${revision}, as recorded at backup`);
-  } else {
+      fail(`${v.keyspace.keyCount} keys at ${at}, the backup recorded ${v.record.keyCount}`);
     lines.push(
-      `${v.keyspace.keyCount} keys at revision ${revision} (the backup recorded no count to compare)`,
+      bumped === undefined
+        ? `${v.keyspace.keyCount} keys at revision ${revision}, as recorded at backup`
+        : `${v.keyspace.keyCount} keys at ${at} (kube-apiserver and maintenance at 0: nothing writes), as recorded at backup at revision ${revision}`,
     );
+  } else {
+    lines.push(`${v.keyspace.keyCount} keys at ${at} (the backup recorded no count to compare)`);
   }
 
   const { hashes } = v.keyspace;
   const distinct = new Set(hashes.map((h) => `${h.hash}@${h.compactRevision}`));
   if (hashes.length !== v.members || distinct.size !== 1)
-    fail(`members disagree on the keyspace at revision ${revision}: ${JSON.stringify(hashes)}`);
+    fail(`members disagree on the keyspace at ${at}: ${JSON.stringify(hashes)}`);
   const [{ hash, compactRevision } = { hash: 0, compactRevision: 0 }] = hashes;
-  const sameKeyspace = `every member has hashkv ${hash} at revision ${revision}`;
-  if (v.record.kvHash === undefined) {
+  const sameKeyspace = `every member has hashkv ${hash} at ${at}`;
+  if (bumped !== undefined) {
+    if (compactRevision < bumped)
+      fail(
+        `the members' compact revision is ${compactRevision}, not the bumped ${bumped} (--mark-compacted)`,
+      );
+    lines.push(
+      `${sameKeyspace}, compacted at ${compactRevision} (--mark-compacted); not compared with the backup's: ` +
+        'a hash covers the revisions after the compact revision, and the restored members are compacted at the bumped one',
+    );
+    const probe = v.belowBump;
+    if (!probe?.compacted)
+      fail(
+        `a read at revision ${probe?.revision ?? revision + 1}, below the bumped ${bumped}, was not refused as compacted${probe ? ` (${probe.detail})` : ''}`,
+      );
+    lines.push(
+      `a read at revision ${probe.revision}, between the snapshot's ${revision} and the bumped ${bumped}, is refused as compacted (${probe.detail}): clients with older resourceVersions list again`,
+    );
+  } else if (v.record.kvHash === undefined) {
     lines.push(
       `${sameKeyspace}; not compared with the backup: it recorded no hash (an imported snapshot)`,
     );

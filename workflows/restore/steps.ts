@@ -12,7 +12,9 @@ import { long, persistent, quick } from '../activities.js';
 import {
   type ClusterInventory,
   type ClusterRef,
+  chooseEtcdTools,
   dataClaimName,
+  type EtcdTools,
   FailureType,
   importBackupId,
   memberPodName,
@@ -32,12 +34,17 @@ import type { RestorePlan } from './approval.js';
 import {
   changesSince,
   checkCluster,
+  checkProvenance,
   memberNode,
   originalReplicas,
+  planRevision,
   type RestoredEtcd,
+  type RevisionPlan,
   range,
   settleAll,
   stopIsPointOfNoReturn,
+  type TargetEtcd,
+  targetEtcd,
   verifyControlPlane,
 } from './checks.js';
 import type { Undo } from './undo.js';
@@ -72,6 +79,25 @@ export interface RestoreContext {
   etcd: WorkloadTarget;
   apiserver: WorkloadTarget;
   maintenance: WorkloadTarget;
+  /** What checkOriginH1 decided: the revision bump, what was checked and noted. */
+  origin?: Origin;
+  /** Per member, the etcd binaries of its utility pod and the bump its restore used (H5a, H5c). */
+  prepared: Map<number, PreparedMember>;
+}
+
+/** What a member's utility pod restores with (H5a decides, H5c and a repair after the PONR use it). */
+export interface PreparedMember {
+  tools: EtcdTools;
+  bump?: number;
+}
+
+/** Where the snapshot came from and what the restore does about the revision (checkOriginH1). */
+export interface Origin {
+  revision: RevisionPlan;
+  /** Checked: for the result's `verified`. */
+  checked: string[];
+  /** Not checked, or allowed: for the plan and the result's `notes`. */
+  notes: string[];
 }
 
 export function restoreContext(
@@ -96,6 +122,7 @@ export function restoreContext(
     etcd: workload('StatefulSet', profile.etcdStatefulSet),
     apiserver: workload('StatefulSet', profile.apiserverStatefulSet),
     maintenance: workload('Deployment', profile.maintenanceDeployment),
+    prepared: new Map(),
   };
 }
 
@@ -155,6 +182,8 @@ export interface Inspection {
   originals: ReplicaCounts;
   /** The node of member N (H1); checkCluster made sure every member has one. */
   nodeOf(member: number): string;
+  /** The etcd the cluster runs (a member's own word, or the image tag's). */
+  etcd: TargetEtcd;
 }
 
 /**
@@ -178,6 +207,12 @@ export async function inspectClusterH1(ctx: RestoreContext): Promise<Inspection>
   }
   const originals = originalReplicas(inventory);
   ctx.progress.fact('etcd image (H4)', inventory.members[0]?.image ?? 'unknown');
+  const answering = await quick.findAnsweringMember.executeWithOptions(
+    { summary: 'H4 which etcd the cluster runs: endpoint status of a member that answers' },
+    [{ ...ctx.cluster, profile, members: inventory.members }],
+  );
+  const etcd = targetEtcd(inventory, answering);
+  ctx.progress.fact('etcd version', `${etcd.version ?? 'unknown'}: ${etcd.from}`);
   ctx.progress.fact(
     'replicas to put back',
     `${profile.etcdStatefulSet} ${originals.etcd}, ${profile.apiserverStatefulSet} ${originals.apiserver}, ${profile.maintenanceDeployment} ${originals.maintenance}`,
@@ -188,7 +223,34 @@ export async function inspectClusterH1(ctx: RestoreContext): Promise<Inspection>
       `an earlier restore (${previous.workflowId}, ${previous.startedAt}) did not finish: the replica counts and PDB it recorded are put back, not today's`,
     );
   }
-  return { inventory, members, originals, nodeOf };
+  return { inventory, members, originals, nodeOf, etcd };
+}
+
+/**
+ * Before anything changes: the backup is from this cluster and from an etcd no newer than
+ * the one it runs (checks.checkProvenance: refused otherwise, unless allowed), and how far
+ * the restore raises the revision (checks.planRevision). Kept in the context.
+ */
+export function checkOriginH1(
+  ctx: RestoreContext,
+  snapshot: SnapshotToRestore,
+  inspection: Inspection,
+): Origin {
+  const { checked, notes } = checkProvenance(
+    snapshot.record,
+    {
+      adminCluster: ctx.target.adminCluster,
+      namespaceUid: inspection.inventory.namespaceUid,
+      userClusterName: ctx.params.userClusterName,
+    },
+    inspection.etcd,
+    ctx.params,
+  );
+  const revision = planRevision(snapshot.record, inspection.etcd, Date.now());
+  for (const line of [...checked, ...notes]) ctx.progress.note(line);
+  ctx.progress.fact('revision', revision.line);
+  ctx.origin = { revision, checked, notes };
+  return ctx.origin;
 }
 
 /**
@@ -216,7 +278,8 @@ export async function inspectAgainH1(
 export function planRestore(
   ctx: RestoreContext,
   snapshot: SnapshotToRestore,
-  { inventory, members, originals }: Inspection,
+  { inventory, members, originals, etcd }: Inspection,
+  origin: Origin,
 ): RestorePlan {
   const { profile } = ctx.target;
   const { revision } = snapshot.record;
@@ -234,6 +297,12 @@ export function planRestore(
       `${profile.apiserverStatefulSet} ${inventory.apiserverReplicas} → 0 → ${originals.apiserver}`,
       `${profile.maintenanceDeployment} ${inventory.maintenanceReplicas} → 0 → ${originals.maintenance}`,
       `${profile.etcdStatefulSet} ${inventory.etcdReplicas} → 0 → ${originals.etcd}`,
+    ],
+    etcd: [
+      `the cluster runs etcd ${etcd.version ?? '(version unknown)'}: ${etcd.from}`,
+      ...origin.checked,
+      ...origin.notes,
+      origin.revision.line,
     ],
     notes: [
       ...(previous
@@ -277,10 +346,22 @@ export async function prepareMemberH5abc(
   ctx.progress.member(name, `H5a utility pod ${pod} on ${inspection.nodeOf(n)}`);
   await ensureUtilityPod(ctx, n, inspection, long);
   const inPod = { ...ctx.cluster, pod, container: profile.utilityContainer };
-  await quick.checkPodTools.executeWithOptions(
+  const versions = await quick.checkPodTools.executeWithOptions(
     { summary: `tools of the utility image in ${pod}`, ...UNTIL_STOPPED },
     [{ ...inPod, tools: UTILITY_POD_TOOLS }],
   );
+  const choice = chooseEtcdTools(versions, `the utility image of ${pod}`);
+  const revision = ctx.origin?.revision;
+  if (revision?.required && !choice.canBumpRevision) {
+    throw ApplicationFailure.nonRetryable(
+      `the utility image of ${pod} lacks an etcdutl that can raise the revision (${choice.description}): ` +
+        `the cluster runs etcd ${inspection.etcd.version}, whose restore needs etcdutl 3.5.10 or later for --bump-revision. Nothing was changed by this check`,
+      FailureType.MissingTools,
+    );
+  }
+  const bump = choice.canBumpRevision ? revision?.bump?.amount : undefined;
+  ctx.prepared.set(n, { tools: choice.tools, ...(bump !== undefined ? { bump } : {}) });
+  ctx.progress.member(name, `H5a ${pod}: ${choice.description}`);
   const need = spaceForRestore(snapshot.record.sizeBytes);
   const { availableBytes } = await quick.measureFreeSpace.executeWithOptions(
     { summary: `free space on ${dataClaimName(profile, n)}`, ...UNTIL_STOPPED },
@@ -343,6 +424,7 @@ async function copySnapshotH5b(
       {
         ...target,
         expected: { sha256: record.sha256, etcdHash: record.etcdHash, revision: record.revision },
+        tools: preparedMember(ctx, n).tools,
       },
     ],
   );
@@ -356,8 +438,12 @@ async function restoreIntoScratchH5c(
   activities: typeof long,
 ): Promise<void> {
   const { profile } = ctx.target;
+  const { tools, bump } = preparedMember(ctx, n);
   await activities.restoreIntoScratch.executeWithOptions(
-    { summary: `H5c restore the snapshot for member ${n} into scratch space`, ...UNTIL_STOPPED },
+    {
+      summary: `H5c restore the snapshot for member ${n} into scratch space${bump ? `, revision raised by ${bump}` : ''}`,
+      ...UNTIL_STOPPED,
+    },
     [
       {
         ...ctx.cluster,
@@ -368,9 +454,31 @@ async function restoreIntoScratchH5c(
         members,
         snapshotPath: restoreSnapshotPathInPod(profile),
         token: ctx.token,
+        tools,
+        ...(bump !== undefined ? { bumpRevision: bump } : {}),
       },
     ],
   );
+}
+
+function preparedMember(ctx: RestoreContext, n: number): PreparedMember {
+  const prepared = ctx.prepared.get(n);
+  if (!prepared) throw new Error(`member ${n}: its utility pod's tools were never checked (H5a)`);
+  return prepared;
+}
+
+/**
+ * After every member is prepared, before anything is changed: they were all restored the
+ * same way. Members restored with different bumps would hold different revisions.
+ */
+export function restoredBump(ctx: RestoreContext, members: number): number | undefined {
+  const bumps = new Set(range(members).map((n) => preparedMember(ctx, n).bump));
+  if (bumps.size !== 1)
+    throw ApplicationFailure.nonRetryable(
+      `the utility pods restored with different revision bumps (${[...bumps].join(', ')}): their images differ. Nothing was changed`,
+      FailureType.ClusterState,
+    );
+  return [...bumps][0];
 }
 
 /**
@@ -670,6 +778,7 @@ export async function startMembersH6(
   { originals, members }: Inspection,
   snapshot: SnapshotToRestore,
   undo: Undo,
+  bump: number | undefined,
 ): Promise<Omit<RestoredEtcd, 'record' | 'members'>> {
   const { etcd } = ctx;
   const { profile } = ctx.target;
@@ -693,11 +802,26 @@ export async function startMembersH6(
     [{ ...firstMember, members, timeoutMs: WAIT }],
   );
   const { revision } = snapshot.record;
+  if (bump === undefined) {
+    const keyspace = await persistent.readKeyspaceAt.executeWithOptions(
+      { summary: `keyspace of every member at revision ${revision}` },
+      [{ ...firstMember, revision, cluster: true }],
+    );
+    return { health, keyspace };
+  }
+  // --mark-compacted compacted everything below the bumped revision: the snapshot's
+  // revision cannot be read any more. Read the current one (nothing writes now), and check
+  // that a revision a client may hold is refused.
   const keyspace = await persistent.readKeyspaceAt.executeWithOptions(
-    { summary: `keyspace of every member at revision ${revision}` },
-    [{ ...firstMember, revision, cluster: true }],
+    { summary: 'keyspace of every member at the current revision' },
+    [{ ...firstMember, revision: 0, cluster: true }],
   );
-  return { health, keyspace };
+  const below = revision + 1;
+  const read = await persistent.readAtRevision.executeWithOptions(
+    { summary: `a read at revision ${below}, below the bumped one, is refused as compacted` },
+    [{ ...firstMember, revision: below }],
+  );
+  return { health, keyspace, bump, belowBump: { revision: below, ...read } };
 }
 
 /** H7, H8: scale kube-apiserver and gke-master-etcd-maintenance back to their counts. */

@@ -95,11 +95,13 @@ export async function restoreUserCluster(
     let inspection: step.Inspection;
     let snapshot: Awaited<ReturnType<typeof step.checkBackup>>;
     let pdb: Awaited<ReturnType<typeof step.savePdbH2>>;
+    let bump: number | undefined;
     try {
       snapshot = await step.checkBackup(ctx, undo);
       backupId = snapshot.backupId;
       inspection = await step.inspectClusterH1(ctx);
-      gate.open(step.planRestore(ctx, snapshot, inspection));
+      const origin = step.checkOriginH1(ctx, snapshot, inspection);
+      gate.open(step.planRestore(ctx, snapshot, inspection, origin));
       if (await gate.passed(params.approvalTimeout as Duration))
         inspection = await step.inspectAgainH1(
           ctx,
@@ -116,6 +118,7 @@ export async function restoreUserCluster(
           step.prepareMemberH5abc(ctx, n, inspection, snapshot, undo),
         ),
       );
+      bump = step.restoredBump(ctx, inspection.members);
       checkLock(lock);
       // Copies take a while: how etcd is stopped is decided on the cluster as it is now.
       inspection = await step.inspectAgainH1(
@@ -184,7 +187,7 @@ export async function restoreUserCluster(
           verifyRestoredEtcd({
             members: inspection.members,
             record: snapshot.record,
-            ...(await step.startMembersH6(ctx, inspection, snapshot, undo)),
+            ...(await step.startMembersH6(ctx, inspection, snapshot, undo, bump)),
           }),
       );
       await operator.untilDone('H7 H8 scale the control plane back', () =>
