@@ -14,6 +14,7 @@ import {
   backupSnapshotPathInPod,
   type ClusterProfile,
   type ClusterRef,
+  type CompactionProbe,
   type EndpointHealth,
   type EtcdConnection,
   type EtcdHealthReport,
@@ -33,9 +34,10 @@ import { assertStopped } from '../cluster/workloads.js';
 import { activityAttempt, activityWait, cancellationSignal, heartbeat } from '../context.js';
 import type { KubeClients } from '../kube/client.js';
 import { type PodFile, podFileSize, statPodFile } from '../kube/copy.js';
-import { CommandFailedError, execInPod, execInPodChecked } from '../kube/exec.js';
+import { CommandFailedError, ExecTimeoutError, execInPod, execInPodChecked } from '../kube/exec.js';
 import { waitUntil } from '../kube/wait.js';
 import {
+  COMPACTED,
   type EndpointStatus,
   endpointHealthCommand,
   endpointStatusCommand,
@@ -55,6 +57,7 @@ import {
   snapshotSaveCommand,
   snapshotStatusCommand,
   versionCommand,
+  watchFromRevisionCommand,
 } from './commands.js';
 import {
   attemptDir,
@@ -77,6 +80,13 @@ const RESTORE_TIMEOUT_MS = 60 * 60_000;
 
 /** How a container runtime refuses to exec a command the image does not have. */
 const NOT_IN_IMAGE = /executable file not found|no such file or directory/i;
+
+/**
+ * How long a watch at a revision a restore should have compacted may stay open before it
+ * counts as accepted: etcd cancels one on a compacted revision at once (well under a second
+ * here), so this only bounds the case that fails the check.
+ */
+const WATCH_PROBE_MS = 30_000;
 
 /** How long a member that may be down gets to answer `endpoint status` (H1). */
 const MEMBER_STATUS_TIMEOUT_MS = 15_000;
@@ -503,23 +513,48 @@ export function createEtcdActivities(deps: { kube: KubeClients }) {
     },
 
     /**
-     * Whether a read at `revision` is refused as compacted (`get --rev=R`), asked from
-     * inside a pod: after a restore with --mark-compacted, every revision below the bumped
-     * one must be, so a client's older resourceVersion is refused, not trusted.
+     * After a restore with --mark-compacted: whether a read (`get --rev=R`, what a list at a
+     * resourceVersion does) and a watch from R (what an informer resuming does) are refused
+     * as compacted, asked from inside a pod. A watch etcd accepts stays open: it is ended
+     * after WATCH_PROBE_MS and reported as not refused.
      */
-    async readAtRevision(
+    async probeCompactedRevision(
       input: PodRef & { profile: EtcdConnection; revision: number },
-    ): Promise<{ compacted: boolean; detail: string }> {
-      const result = await execInPod(kubeFor(input).config, {
+    ): Promise<CompactionProbe> {
+      const config = kubeFor(input).config;
+      const read = await execInPod(config, {
         ...podFile(input, '/'),
         argv: keyCountCommand(input.profile, input.revision),
         signal: cancellationSignal(),
+        timeoutMs: COMMAND_TIMEOUT_MS,
       });
-      if (result.exitCode === 0)
-        return { compacted: false, detail: `${parseKeyCount(result.stdout)} keys` };
-      const compacted = /required revision has been compacted/.exec(result.stderr);
-      if (compacted) return { compacted: true, detail: `etcdserver: mvcc: ${compacted[0]}` };
-      throw new CommandFailedError('etcdctl get', result.exitCode, result.stderr);
+      const readAnswer = (() => {
+        if (read.exitCode === 0)
+          return { refused: false, detail: `answered: ${parseKeyCount(read.stdout)} keys` };
+        const m = COMPACTED.exec(read.stderr);
+        if (m) return { refused: true, detail: m[0] };
+        throw new CommandFailedError('etcdctl get', read.exitCode, read.stderr);
+      })();
+      const watchAnswer = await execInPod(config, {
+        ...podFile(input, '/'),
+        argv: watchFromRevisionCommand(input.profile, input.revision),
+        signal: cancellationSignal(),
+        timeoutMs: WATCH_PROBE_MS,
+      }).then(
+        (watch) => {
+          const m = COMPACTED.exec(`${watch.stdout}\n${watch.stderr}`);
+          if (m) return { refused: true, detail: `watch canceled: ${m[0]}` };
+          throw new CommandFailedError('etcdctl watch', watch.exitCode, watch.stderr);
+        },
+        (error: unknown) => {
+          if (!(error instanceof ExecTimeoutError)) throw error;
+          return {
+            refused: false,
+            detail: `the watch was still open after ${WATCH_PROBE_MS / 1000} s`,
+          };
+        },
+      );
+      return { revision: input.revision, read: readAnswer, watch: watchAnswer };
     },
 
     /**

@@ -123,6 +123,8 @@ export interface EtcdMemberOptions {
   initialCluster: string;
   initialClusterToken?: string;
   tls: TlsFiles;
+  /** The etcd binary (another release's); `etcd` in PATH (Debian's 3.4) if absent. */
+  binary?: string;
 }
 
 export interface RunningEtcd {
@@ -140,7 +142,7 @@ const started = new Set<RunningEtcd>();
 export function startEtcd(options: EtcdMemberOptions): RunningEtcd {
   const tls = (name: string) => join(options.tls.dir, name);
   const child: ChildProcess = spawn(
-    'etcd',
+    options.binary ?? 'etcd',
     [
       `--name=${options.name}`,
       `--data-dir=${options.dataDir}`,

@@ -310,6 +310,19 @@ export interface AnsweringMember extends EtcdMemberStatus {
   pod: string;
 }
 
+/** What etcd answered a request at a revision: refused as compacted, or not (and what it said). */
+export interface RevisionAnswer {
+  refused: boolean;
+  detail: string;
+}
+
+/** A read and a watch at one revision, after a restore that marked it compacted. */
+export interface CompactionProbe {
+  revision: number;
+  read: RevisionAnswer;
+  watch: RevisionAnswer;
+}
+
 /** The PKI tree copied over SSH (A2): every entry as on the node; contents stay in the repository. */
 export interface PkiCopyResult {
   directory: string;

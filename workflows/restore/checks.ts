@@ -13,6 +13,7 @@ import {
   BUMP_REVISION_SINCE,
   type ClusterInventory,
   type ClusterProfile,
+  type CompactionProbe,
   compareEtcdVersions,
   dataClaimName,
   type EtcdHealthReport,
@@ -337,8 +338,30 @@ export interface RestoredEtcd {
   keyspace: Pick<KeyspaceAt, 'keyCount' | 'hashes'>;
   /** The bump the restore used (etcdutl --bump-revision N --mark-compacted); absent: none. */
   bump?: number;
-  /** A read at a revision between the snapshot's and the bumped one, and what etcd said. */
-  belowBump?: { revision: number; compacted: boolean; detail: string };
+  /** Reads and watches at revisions between the snapshot's and the bumped one (compactionProbeRevisions). */
+  probes?: CompactionProbe[];
+}
+
+/**
+ * Where to prove that old resourceVersions are refused after a bump: the first revision
+ * after the snapshot's, and the newest one the broken cluster had reached (the live
+ * member's revision, when one answered H1), else the last one below the bumped revision.
+ * --mark-compacted compacts at one revision, below which all are gone: the two ends of the
+ * range clients can hold stand for everything between.
+ */
+export function compactionProbeRevisions(
+  snapshotRevision: number,
+  bump: number,
+  preRestoreRevision: number | undefined,
+): number[] {
+  const bumped = snapshotRevision + bump;
+  const newest =
+    preRestoreRevision !== undefined &&
+    preRestoreRevision > snapshotRevision &&
+    preRestoreRevision < bumped
+      ? preRestoreRevision
+      : bumped - 1;
+  return [...new Set([snapshotRevision + 1, newest])];
 }
 
 /**
@@ -407,14 +430,19 @@ export function verifyRestoredEtcd(v: RestoredEtcd): string[] {
       `${sameKeyspace}, compacted at ${compactRevision} (--mark-compacted); not compared with the backup's: ` +
         'a hash covers the revisions after the compact revision, and the restored members are compacted at the bumped one',
     );
-    const probe = v.belowBump;
-    if (!probe?.compacted)
-      fail(
-        `a read at revision ${probe?.revision ?? revision + 1}, below the bumped ${bumped}, was not refused as compacted${probe ? ` (${probe.detail})` : ''}`,
+    const probes = v.probes ?? [];
+    if (probes.length === 0) fail('no read or watch below the bumped revision was tried');
+    for (const p of probes) {
+      if (!p.read.refused || !p.watch.refused)
+        fail(
+          `at revision ${p.revision}, below the bumped ${bumped}, etcd did not refuse as compacted: ` +
+            `a read ${p.read.refused ? 'was refused' : `was not (${p.read.detail})`}, a watch ${p.watch.refused ? 'was refused' : `was not (${p.watch.detail})`}`,
+        );
+      lines.push(
+        `a read and a watch at revision ${p.revision}, between the snapshot's ${revision} and the bumped ${bumped}, ` +
+          `are refused as compacted (${p.watch.detail}): clients holding older resourceVersions list again`,
       );
-    lines.push(
-      `a read at revision ${probe.revision}, between the snapshot's ${revision} and the bumped ${bumped}, is refused as compacted (${probe.detail}): clients with older resourceVersions list again`,
-    );
+    }
   } else if (v.record.kvHash === undefined) {
     lines.push(
       `${sameKeyspace}; not compared with the backup: it recorded no hash (an imported snapshot)`,

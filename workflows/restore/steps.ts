@@ -10,8 +10,10 @@
 import { ActivityCancellationType, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
 import { long, persistent, quick } from '../activities.js';
 import {
+  BUMP_REVISION_SINCE,
   type ClusterInventory,
   type ClusterRef,
+  type CompactionProbe,
   chooseEtcdTools,
   dataClaimName,
   type EtcdTools,
@@ -35,7 +37,9 @@ import {
   changesSince,
   checkCluster,
   checkProvenance,
+  compactionProbeRevisions,
   memberNode,
+  noBumpAdvice,
   originalReplicas,
   planRevision,
   type RestoredEtcd,
@@ -482,6 +486,28 @@ export function restoredBump(ctx: RestoreContext, members: number): number | und
 }
 
 /**
+ * For the result's notes: what the origin check could not check or allowed, and, when the
+ * revision was not raised, what that means and what the operator must restart.
+ */
+export function originNotes(
+  ctx: RestoreContext,
+  snapshot: SnapshotToRestore,
+  bump: number | undefined,
+): string[] {
+  const notes = [...(ctx.origin?.notes ?? [])];
+  if (bump === undefined)
+    notes.push(
+      noBumpAdvice(
+        snapshot.record.revision,
+        ctx.origin?.revision.bump
+          ? `the utility image's etcdutl cannot (${BUMP_REVISION_SINCE} or later is needed)`
+          : `the cluster's etcd is older than ${BUMP_REVISION_SINCE}, whose etcdutl added --bump-revision`,
+      ),
+    );
+  return notes;
+}
+
+/**
  * Before H2: the originals (replica counts, and the PDB about to be deleted) recorded on
  * the cluster itself, so a restore started after this one is abandoned puts back the
  * truth, not the zeros. Removed once everything is back. An earlier restore's record is
@@ -775,11 +801,12 @@ function discardMemberData(
  */
 export async function startMembersH6(
   ctx: RestoreContext,
-  { originals, members }: Inspection,
+  { originals, members, etcd: before }: Inspection,
   snapshot: SnapshotToRestore,
   undo: Undo,
   bump: number | undefined,
 ): Promise<Omit<RestoredEtcd, 'record' | 'members'>> {
+  const { liveRevision } = before;
   const { etcd } = ctx;
   const { profile } = ctx.target;
   ctx.progress.step(
@@ -816,12 +843,18 @@ export async function startMembersH6(
     { summary: 'keyspace of every member at the current revision' },
     [{ ...firstMember, revision: 0, cluster: true }],
   );
-  const below = revision + 1;
-  const read = await persistent.readAtRevision.executeWithOptions(
-    { summary: `a read at revision ${below}, below the bumped one, is refused as compacted` },
-    [{ ...firstMember, revision: below }],
-  );
-  return { health, keyspace, bump, belowBump: { revision: below, ...read } };
+  const probes: CompactionProbe[] = [];
+  for (const at of compactionProbeRevisions(revision, bump, liveRevision)) {
+    probes.push(
+      await persistent.probeCompactedRevision.executeWithOptions(
+        {
+          summary: `a read and a watch at revision ${at}, below the bumped one, are refused as compacted`,
+        },
+        [{ ...firstMember, revision: at }],
+      ),
+    );
+  }
+  return { health, keyspace, bump, probes };
 }
 
 /** H7, H8: scale kube-apiserver and gke-master-etcd-maintenance back to their counts. */

@@ -212,6 +212,8 @@ export async function restoreUserCluster(
       notes.push(
         'cancellation was requested after the point of no return: a restore cannot stop halfway, so it was finished',
       );
+    result.unshift(...(ctx.origin?.checked ?? []));
+    notes.unshift(...step.originNotes(ctx, snapshot, bump));
     for (const line of [...result, ...notes]) progress.note(line);
     finish('succeeded', `restored from ${snapshot.backupId} and verified`);
     return {
