@@ -384,7 +384,9 @@ const endpointStatusSchema = z
         header: z.object({ cluster_id: uint64, member_id: uint64, revision: safeCount }),
         version: z.string(),
         dbSize: safeCount,
-        leader: uint64,
+        // Absent when the member knows no leader (no quorum: errors says `no leader`), as
+        // in a cluster to restore whose other members are broken (measured: 3.5.35).
+        leader: uint64.default('0'),
         raftTerm: safeCount,
         errors: z.array(z.string()).optional(),
       }),

@@ -231,6 +231,14 @@ test('JSON parsers keep uint64 ids exact and name what is wrong', () => {
       errors: [],
     },
   ]);
+  // Recorded from etcd 3.5.35, the last member of three running: no leader, so no `leader`.
+  const [alone] = parseEndpointStatus(
+    '[{"Endpoint":"http://127.0.0.1:24701","Status":{"header":{"cluster_id":13805680747766176984,"member_id":17628310501313495538,"revision":2,"raft_term":3},"version":"3.5.35","dbSize":20480,"raftIndex":10,"raftTerm":3,"raftAppliedIndex":10,"errors":["etcdserver: no leader"],"dbSizeInUse":16384}}]',
+  );
+  assert.equal(alone?.leader, '0');
+  assert.equal(alone?.isLeader, false);
+  assert.equal(alone?.revision, 2);
+  assert.deepEqual(alone?.errors, ['etcdserver: no leader']);
   assert.equal(memberIdToHex('15605283837629904139'), 'd8911af85113350b');
   assert.deepEqual(
     parseEndpointHealth(
