@@ -15,7 +15,8 @@
  *      run.
  *
  * The cluster runs with compaction on (kube-apiserver's compactor) and kube-etcd
- * OrderedReady, as real clusters do.
+ * OrderedReady, as real clusters do, on ETCD_LINE's etcd release (test/harness/tools.ts);
+ * a leg of a newer line runs the first case only (the worker killed everywhere).
  *
  * Each time the restore must end verified, with the backup's data readable from every
  * member, a key written after the backup absent, replica counts and PDB as before, and
@@ -50,7 +51,7 @@ import { snapshotFileIn, stored } from '../harness/backups.js';
 import { type ControlPlaneState, readControlPlane } from '../harness/control-plane.js';
 import { freePort } from '../harness/ports.js';
 import { type DevServer, simWorkerConfig, startDevServer } from '../harness/temporal.js';
-import { readTools } from '../harness/tools.js';
+import { defaultLineOnly, etcdLineUnderTest, readTools } from '../harness/tools.js';
 import {
   startWorkerProcess,
   type WorkerProcess,
@@ -197,6 +198,7 @@ async function prepareCluster(
     adminEtcd: false,
     compactEveryMs: 2000,
     etcdPodManagementPolicy: 'OrderedReady',
+    etcd: etcdLineUnderTest(),
   });
   sims.push(sim);
   const taskQueue = `restore-crash-${name}-${randomBytes(4).toString('hex')}`;
@@ -593,6 +595,7 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
 
   test('Temporal server restarted after the point of no return', {
     timeout: 10 * MINUTE,
+    ...defaultLineOnly(),
   }, async () => {
     const c = await prepareCluster('server');
     const { fleet } = c;
@@ -637,81 +640,85 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
     await assertRestored(c, result);
   });
 
-  test('API faults (429, 500, 503, exec streams cut) spread over the run', async () => {
-    const c = await prepareCluster('faults');
-    const { sim, ns, fleet } = c;
-    const t0 = Date.now();
-    let armed = 0;
-    const failNext = (
-      count: number,
-      code: 429 | 500 | 503,
-      match: Parameters<SimCluster['faults']['failNext']>[2],
-    ) => {
-      sim.faults.failNext(count, code, match);
-      armed += count;
-    };
-    const drop = (afterBytes: number, pod: string, direction: 'in' | 'out' = 'out') => {
-      sim.faults.dropExecAfterBytes(afterBytes, { namespace: ns, pod, direction });
-      armed += 1;
-    };
+  test(
+    'API faults (429, 500, 503, exec streams cut) spread over the run',
+    defaultLineOnly(),
+    async () => {
+      const c = await prepareCluster('faults');
+      const { sim, ns, fleet } = c;
+      const t0 = Date.now();
+      let armed = 0;
+      const failNext = (
+        count: number,
+        code: 429 | 500 | 503,
+        match: Parameters<SimCluster['faults']['failNext']>[2],
+      ) => {
+        sim.faults.failNext(count, code, match);
+        armed += count;
+      };
+      const drop = (afterBytes: number, pod: string, direction: 'in' | 'out' = 'out') => {
+        sim.faults.dropExecAfterBytes(afterBytes, { namespace: ns, pod, direction });
+        armed += 1;
+      };
 
-    // Before the point of no return: checks, H2, utility pods, copies.
-    failNext(2, 429, { verb: 'get', resource: 'statefulsets', namespace: ns });
-    failNext(1, 503, { verb: 'delete', resource: 'poddisruptionbudgets', namespace: ns });
-    failNext(2, 500, { verb: 'create', resource: 'pods', namespace: ns });
-    failNext(2, 500, { verb: 'exec', namespace: ns });
-    // The upload into etcd-utility-0 (its only exec with stdin) is cut after 4 KiB.
-    const copyDrop = 'etcd-utility-0';
-    drop(4096, copyDrop, 'in');
-    const handle = await startRestore(c);
+      // Before the point of no return: checks, H2, utility pods, copies.
+      failNext(2, 429, { verb: 'get', resource: 'statefulsets', namespace: ns });
+      failNext(1, 503, { verb: 'delete', resource: 'poddisruptionbudgets', namespace: ns });
+      failNext(2, 500, { verb: 'create', resource: 'pods', namespace: ns });
+      failNext(2, 500, { verb: 'exec', namespace: ns });
+      // The upload into etcd-utility-0 (its only exec with stdin) is cut after 4 KiB.
+      const copyDrop = 'etcd-utility-0';
+      drop(4096, copyDrop, 'in');
+      const handle = await startRestore(c);
 
-    let replaceDrop: string | undefined;
-    let afterPonr = false;
-    for (;;) {
-      await sleep(100);
-      const d = await tryDescribe(handle);
-      if (!d) continue;
-      if (!isRunning(d)) break;
-      const runs = activitiesOf(await historyEvents(handle));
-      // A member whose snapshot is checked while others' are not: its next exec is the restore into scratch.
-      if (!replaceDrop) {
-        const checked = runs.filter(
-          (r) => r.type === 'checkSnapshotInPod' && r.completedBy !== undefined,
-        );
-        const pod = podOf(checked[0]?.input);
-        if (checked.length < 3 && pod) {
-          drop(1, pod);
-          replaceDrop = pod;
+      let replaceDrop: string | undefined;
+      let afterPonr = false;
+      for (;;) {
+        await sleep(100);
+        const d = await tryDescribe(handle);
+        if (!d) continue;
+        if (!isRunning(d)) break;
+        const runs = activitiesOf(await historyEvents(handle));
+        // A member whose snapshot is checked while others' are not: its next exec is the restore into scratch.
+        if (!replaceDrop) {
+          const checked = runs.filter(
+            (r) => r.type === 'checkSnapshotInPod' && r.completedBy !== undefined,
+          );
+          const pod = podOf(checked[0]?.input);
+          if (checked.length < 3 && pod) {
+            drop(1, pod);
+            replaceDrop = pod;
+          }
+        }
+        // After the point of no return: scaling back, H9, etcd commands.
+        if (!afterPonr && runs.some((r) => r.type === 'swapMemberData')) {
+          afterPonr = true;
+          failNext(2, 500, {
+            verb: 'patch',
+            resource: 'statefulsets',
+            subresource: 'scale',
+            namespace: ns,
+          });
+          failNext(1, 429, { verb: 'create', resource: 'poddisruptionbudgets', namespace: ns });
+          failNext(2, 503, { verb: 'exec', namespace: ns });
         }
       }
-      // After the point of no return: scaling back, H9, etcd commands.
-      if (!afterPonr && runs.some((r) => r.type === 'swapMemberData')) {
-        afterPonr = true;
-        failNext(2, 500, {
-          verb: 'patch',
-          resource: 'statefulsets',
-          subresource: 'scale',
-          namespace: ns,
-        });
-        failNext(1, 429, { verb: 'create', resource: 'poddisruptionbudgets', namespace: ns });
-        failNext(2, 503, { verb: 'exec', namespace: ns });
-      }
-    }
-    const result = (await handle.result()) as RestoreUserClusterResult;
-    const seconds = Math.round((Date.now() - t0) / 1000);
-    console.log(
-      `restore under API faults: ${seconds} s; ${sim.faults.injected} faults injected of ${armed} armed ` +
-        `(exec cut in ${copyDrop ?? 'no pod'} during its copy, in ${replaceDrop ?? 'no pod'} before its replacement)`,
-    );
-    assert.ok(sim.faults.injected > 0, 'faults were injected');
-    assert.ok(afterPonr, 'faults were armed after the point of no return');
-    // Every failure armed was answered, and the cut during the copy happened. (The cut armed
-    // for a data replacement may come too late, if every member was prepared meanwhile.)
-    assert.ok(
-      sim.faults.injected >= armed - (replaceDrop ? 1 : 0) && sim.faults.injected <= armed,
-      `${sim.faults.injected} of ${armed} armed faults hit`,
-    );
-    assert.equal(fleet.started.length, 1, 'one worker did it all');
-    await assertRestored(c, result);
-  });
+      const result = (await handle.result()) as RestoreUserClusterResult;
+      const seconds = Math.round((Date.now() - t0) / 1000);
+      console.log(
+        `restore under API faults: ${seconds} s; ${sim.faults.injected} faults injected of ${armed} armed ` +
+          `(exec cut in ${copyDrop ?? 'no pod'} during its copy, in ${replaceDrop ?? 'no pod'} before its replacement)`,
+      );
+      assert.ok(sim.faults.injected > 0, 'faults were injected');
+      assert.ok(afterPonr, 'faults were armed after the point of no return');
+      // Every failure armed was answered, and the cut during the copy happened. (The cut armed
+      // for a data replacement may come too late, if every member was prepared meanwhile.)
+      assert.ok(
+        sim.faults.injected >= armed - (replaceDrop ? 1 : 0) && sim.faults.injected <= armed,
+        `${sim.faults.injected} of ${armed} armed faults hit`,
+      );
+      assert.equal(fleet.started.length, 1, 'one worker did it all');
+      await assertRestored(c, result);
+    },
+  );
 });
