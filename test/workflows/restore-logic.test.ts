@@ -114,7 +114,10 @@ const answers: Record<string, (input: Record<string, unknown>, members: 1 | 3) =
   deleteImportedBackup: () => undefined,
   inspectUserCluster: (_input, members) => inventory(members),
   ensureUtilityPod: (input) => ({ pod: `etcd-utility-${input.member}`, created: true }),
-  checkPodTools: () => undefined,
+  // Debian's etcd 3.4 in the utility image: no etcdutl, no revision bump.
+  checkPodTools: () => ({ etcdctl: '3.4.23' }),
+  // Every member broken: the version comes from the image tag (none here: unknown).
+  findAnsweringMember: () => undefined,
   measureFreeSpace: () => ({ availableBytes: 1 << 30 }),
   copySnapshotIntoPod: () => ({ sizeBytes: 10, sha256: record.sha256, resumedFromBytes: 0 }),
   checkSnapshotInPod: () => ({ hash: 1, revision: 100, totalKey: 5, totalSize: 10 }),
@@ -319,6 +322,7 @@ test('a restore through mocks: preparation first, then the point of no return, v
     'resolveTarget',
     'resolveSnapshotToRestore',
     'inspectUserCluster',
+    'findAnsweringMember',
     'ensureUtilityPod 0',
     'checkPodTools 0',
     'measureFreeSpace 0',
@@ -423,12 +427,25 @@ describe('a cancellation during any step before the point of no return ends CANC
   test('at the approval gate: nothing to put back', async () => {
     const { handle, calls: seen } = await start({}, { requireApproval: true });
     await waitUntil('the gate', async () => (await handle.query(planQuery)) !== undefined);
+    // No member answered and no image tag: the plan says both cases of the revision bump.
+    const etcd = (await handle.query(planQuery))?.etcd.join('\n') ?? '';
+    assert.match(etcd, /the cluster runs etcd \(version unknown\)/);
+    assert.match(etcd, /records no provenance/);
+    assert.match(
+      etcd,
+      /raised from 100 by 1000000000 .* if the utility image's etcdutl is 3\.5\.10 or later/,
+    );
+    assert.match(
+      etcd,
+      /if not, the revision is not raised .* restart everything else that watches/,
+    );
     await handle.cancel();
     assert.ok((await failureOf(handle)) instanceof CancelledFailure);
     assert.deepEqual(seen.map(describeCall), [
       'resolveTarget',
       'resolveSnapshotToRestore',
       'inspectUserCluster',
+      'findAnsweringMember',
     ]);
   });
 });
@@ -658,6 +675,7 @@ describe('the approval gate', () => {
       'resolveTarget',
       'resolveSnapshotToRestore',
       'inspectUserCluster',
+      'findAnsweringMember',
     ]);
   });
 
