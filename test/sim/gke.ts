@@ -270,6 +270,9 @@ export async function createUserCluster(
   const peerUrl = (m: number) => peerTemplate.replace('{member}', String(m));
   const profile = clusterProfileSchema.parse({
     etcdEndpoint: clientTemplate,
+    // Another pod reaches member N where its own pods do: the loopback port (GKE: the
+    // headless Service name, which the certificate also carries).
+    memberClientUrlTemplate: clientTemplate,
     peerUrlTemplate: peerTemplate,
   });
 
