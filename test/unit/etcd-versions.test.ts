@@ -55,6 +55,7 @@ import {
   revisionBump,
 } from '../../workflows/contract/index.js';
 import {
+  checkProvenance,
   compactionProbeRevisions,
   planRevision,
   type RestoredEtcd,
@@ -164,6 +165,58 @@ describe('the revision bump', () => {
     assert.equal(unknown.required, false);
     assert.ok(unknown.bump);
     assert.match(unknown.line, /if the utility image's etcdutl is 3\.5\.10 or later/);
+  });
+
+  test('provenance: another cluster or a newer etcd minor is refused naming the difference, unless allowed', () => {
+    const provenance = {
+      adminCluster: 'admin-east',
+      namespaceUid: 'uid-1',
+      etcdVersion: '3.6.16',
+      clusterId: '111',
+      memberId: '1',
+      memberIds: ['1', '2', '3'],
+    };
+    const here = {
+      adminCluster: 'admin-east',
+      namespaceUid: 'uid-1',
+      userClusterName: 'user-cluster-1',
+    };
+    const on36 = { version: '3.6.2', from: 'kube-etcd-1 reports it (endpoint status)' };
+    const none = { allowForeignSnapshot: false, allowNewerEtcd: false };
+    const same = checkProvenance(record({ provenance }), here, on36, none);
+    assert.match(
+      same.checked.join('\n'),
+      /taken from this cluster .*not newer than the cluster's etcd 3\.6\.2/s,
+    );
+    const refused = (type: string, pattern: RegExp) => (e: unknown) =>
+      e instanceof ApplicationFailure &&
+      e.type === type &&
+      e.nonRetryable &&
+      pattern.test(e.message);
+    assert.throws(
+      () => checkProvenance(record({ provenance }), { ...here, namespaceUid: 'uid-2' }, on36, none),
+      refused(
+        FailureType.ForeignSnapshot,
+        /namespace uid uid-1, namespace user-cluster-1 now has uid uid-2/,
+      ),
+    );
+    assert.throws(
+      () => checkProvenance(record({ provenance }), here, { version: '3.5.35', from: 'x' }, none),
+      refused(FailureType.NewerEtcd, /etcd 3\.6\.16, a newer minor than .*3\.5\.35/),
+    );
+    const allowed = checkProvenance(
+      record({ provenance }),
+      { ...here, adminCluster: 'admin-west' },
+      { version: '3.5.35', from: 'x' },
+      { allowForeignSnapshot: true, allowNewerEtcd: true },
+    );
+    assert.match(
+      allowed.notes.join('\n'),
+      /allowed by allowForeignSnapshot: .*admin-east, this is admin-west/,
+    );
+    assert.match(allowed.notes.join('\n'), /allowed by allowNewerEtcd/);
+    const imported = checkProvenance(record({ origin: 'imported' }), here, on36, none);
+    assert.match(imported.notes.join('\n'), /an imported snapshot has no provenance/);
   });
 
   test('probes: right after the snapshot, and the newest revision the broken cluster reached', () => {
