@@ -330,6 +330,7 @@ test('a restore through mocks: preparation first, then the point of no return, v
     'checkSnapshotInPod 0',
     'restoreIntoScratch 0',
     'inspectUserCluster',
+    'findAnsweringMember',
     'savePdb',
     'recordRestore',
     'deletePdb',
