@@ -17,9 +17,10 @@ import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { parseWorkerConfig } from '../activities/config/worker-config.js';
+import { createActivities } from '../activities/index.js';
 import { EtcdOpsClient } from '../client/client.js';
 import { followProgress } from '../client/watch.js';
-import { activityDeps, createWorker } from '../worker/create-worker.js';
+import { activityDeps, createWorkers, repositoryHostOf } from '../worker/create-worker.js';
 import { startDevServer } from './harness/temporal.js';
 import { startSimCluster } from './sim/index.js';
 
@@ -63,17 +64,22 @@ try {
   const backupDir = join(scratch, 'backups');
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const taskQueue = 'etcd-ha-restore';
-  const worker = await createWorker({
+  const repositoryHost = repositoryHostOf(taskQueue, 'demo');
+  const worker = await createWorkers({
     connection: nativeConnection,
     namespace: server.namespace,
     taskQueue,
-    deps: activityDeps(
-      parseWorkerConfig(
-        {
-          adminClusters: { demo: { kubeconfig: sim.kubeconfigPath, profile: sim.profile } },
-          repositories: { local: { path: backupDir } },
-        },
-        'the demo',
+    repositoryHost,
+    activities: createActivities(
+      activityDeps(
+        parseWorkerConfig(
+          {
+            adminClusters: { demo: { kubeconfig: sim.kubeconfigPath, profile: sim.profile } },
+            repositories: { local: { path: backupDir } },
+          },
+          'the demo',
+        ),
+        repositoryHost,
       ),
     ),
   });

@@ -5,6 +5,7 @@
  */
 import {
   defineQuery,
+  log,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -16,6 +17,7 @@ import {
   type Outcome,
   UserClusterName,
 } from './contract/index.js';
+import { recordEnd } from './metrics.js';
 
 export interface ProgressView {
   operation: Operation;
@@ -79,6 +81,8 @@ export class Progress {
   step(step: string): void {
     this.view.step = step;
     this.view.log.push(`${clock()} ${step}`);
+    // The worker's log (JSON lines with the workflow's ids); never written on replay.
+    log.info(step, { userClusterName: this.view.userClusterName });
     this.render();
   }
 
@@ -101,6 +105,11 @@ export class Progress {
 
   /** Shows the problems waiting for an operator (outcome needs-operator while there are any). */
   problems(problems: ProblemView[]): void {
+    if (problems.length > 0)
+      log.warn('waiting for an operator', {
+        userClusterName: this.view.userClusterName,
+        problems: problems.map((p) => `${p.step}: ${p.error}`),
+      });
     this.view.problems = problems;
     this.outcome(problems.length > 0 ? 'needs-operator' : 'running');
   }
@@ -118,7 +127,11 @@ export class Progress {
     this.render();
   }
 
+  /** The run ends: shown, logged, and counted in the worker's metrics. */
   finish(outcome: Outcome, line: string): void {
+    const { operation, userClusterName } = this.view;
+    log.info(line, { userClusterName, outcome });
+    if (userClusterName !== undefined) recordEnd(operation, userClusterName, outcome);
     this.view.step = line;
     this.view.log.push(`${clock()} ${line}`);
     this.view.problems = [];

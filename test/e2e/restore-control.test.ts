@@ -285,7 +285,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     assert.equal(await sim.getKey(AFTER_BACKUP), 'must not survive a restore');
     assert.deepEqual(
       (await activities(handle)).map((a) => a.type),
-      ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster'],
+      ['resolveTarget', 'repositoryHostQueue', 'resolveSnapshotToRestore', 'inspectUserCluster'],
     );
 
     // The update's validator refuses an approval that names nobody; the restore still waits.
@@ -410,7 +410,7 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     await assertUntouched();
     assert.deepEqual(
       (await activities(handle)).map((a) => a.type),
-      ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster'],
+      ['resolveTarget', 'repositoryHostQueue', 'resolveSnapshotToRestore', 'inspectUserCluster'],
     );
     await recordHistory('restore-cancelled-at-gate', handle);
   });

@@ -8,7 +8,7 @@
  * taken at the same compact revision (see workflows/restore/checks.ts).
  */
 import { CancellationScope, isCancellation, uuid4, workflowInfo } from '@temporalio/workflow';
-import { LONG_ATTEMPTS, long, quick } from '../activities.js';
+import { LONG_ATTEMPTS, long, quick, repositoryHost } from '../activities.js';
 import { acquireClusterLock, type ClusterLock } from '../cluster-lock.js';
 import {
   type BackupUserClusterInput,
@@ -24,6 +24,7 @@ import {
   parseWorkflowInput,
   TemporalScheduledById,
 } from '../contract/index.js';
+import { recordBackupStored } from '../metrics.js';
 import { describeError, Progress } from '../progress.js';
 
 /** Whether a busy cluster is skipped (`onBusy`; by default only in a run a Schedule started). */
@@ -87,6 +88,8 @@ export async function backupUserCluster(
   const backup = { repository: target.repository, userClusterName, backupId };
   // Every file the save's attempts may leave in the pod: removed at the end, whatever happens.
   const leftovers = backupSnapshotLeftovers(profile, backupId, LONG_ATTEMPTS);
+  // B3, B4, verification and retention all run on the host that keeps the repository.
+  const repository = repositoryHost(target.repository);
   let sourcePod: { pod: string; container: string } | undefined;
   try {
     progress.step('B1 preflight: namespace, etcd Secret, a ready member to snapshot');
@@ -137,7 +140,9 @@ export async function backupUserCluster(
       );
 
     progress.step('B3 copy the snapshot out of the pod, hashing it on the way');
-    const copy = await long.copySnapshotToRepository.executeWithOptions(
+    const repo = await repository();
+    if (repo.host) progress.fact('repository host', repo.host);
+    const copy = await repo.long.copySnapshotToRepository.executeWithOptions(
       { summary: `B3 copy ${source.pod}:${pathInPod} to backup ${backupId}` },
       [{ ...backup, source: { ...pod, path: pathInPod } }],
     );
@@ -147,7 +152,7 @@ export async function backupUserCluster(
     );
 
     progress.step('B4 store the backup outside the cluster, with its manifest');
-    const record = await long.commitBackup.executeWithOptions(
+    const record = await repo.long.commitBackup.executeWithOptions(
       { summary: `B4 store backup ${backupId}` },
       [
         {
@@ -171,7 +176,7 @@ export async function backupUserCluster(
         },
       ],
     );
-    const verified = await long.verifyBackup.executeWithOptions(
+    const verified = await repo.long.verifyBackup.executeWithOptions(
       { summary: `verify backup ${backupId}` },
       [backup],
     );
@@ -187,12 +192,13 @@ export async function backupUserCluster(
     let prunedBackupIds: string[] = [];
     if (params.retention) {
       progress.step(`retention: keep the newest ${params.retention.keepLast}`);
-      prunedBackupIds = await quick.pruneBackups({ ...backup, policy: params.retention });
+      prunedBackupIds = await repo.quick.pruneBackups({ ...backup, policy: params.retention });
       progress.fact('pruned', prunedBackupIds.join(', ') || 'none');
     }
     const lost = lock.lost();
     if (lost) warnings.push(`the cluster lock was lost during the backup: ${lost}`);
     for (const warning of warnings) progress.note(`warning: ${warning}`);
+    recordBackupStored(userClusterName, record.sizeBytes);
     progress.finish('succeeded', `backup ${backupId} stored and verified`);
     return { outcome: 'stored', backup: record, prunedBackupIds, warnings };
   } catch (error) {
@@ -207,7 +213,9 @@ export async function backupUserCluster(
           .removeFilesInPod({ ...cluster, ...sourcePod, paths: leftovers })
           .catch(() => {});
       }
-      await quick.abortBackup(backup).catch(() => {});
+      await repository()
+        .then((repo) => repo.quick.abortBackup(backup))
+        .catch(() => {});
     });
     throw error;
   } finally {

@@ -8,7 +8,7 @@
  * retried, repairs what it can, and waits for a person rather than fail.
  */
 import { ActivityCancellationType, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import { long, persistent, quick } from '../activities.js';
+import { long, persistent, quick, type RepositoryProxies, repositoryHost } from '../activities.js';
 import {
   type ClusterInventory,
   type ClusterRef,
@@ -72,6 +72,8 @@ export interface RestoreContext {
   etcd: WorkloadTarget;
   apiserver: WorkloadTarget;
   maintenance: WorkloadTarget;
+  /** The repository's activities, on the host that keeps it (asked at the first use). */
+  repository: () => Promise<RepositoryProxies>;
 }
 
 export function restoreContext(
@@ -96,6 +98,7 @@ export function restoreContext(
     etcd: workload('StatefulSet', profile.etcdStatefulSet),
     apiserver: workload('StatefulSet', profile.apiserverStatefulSet),
     maintenance: workload('Deployment', profile.maintenanceDeployment),
+    repository: repositoryHost(target.repository),
   };
 }
 
@@ -131,11 +134,13 @@ export async function checkBackup(ctx: RestoreContext, undo: Undo): Promise<Snap
     userClusterName: params.userClusterName,
   };
   if (params.backup.importFile !== undefined) {
-    undo.register('import', `snapshot imported as backup ${importId}`, () =>
-      quick.deleteImportedBackup({ ...backupRef, backupId: importId }),
+    undo.register('import', `snapshot imported as backup ${importId}`, async () =>
+      (await ctx.repository()).quick.deleteImportedBackup({ ...backupRef, backupId: importId }),
     );
   }
-  const snapshot = await long.resolveSnapshotToRestore.executeWithOptions(
+  const repo = await ctx.repository();
+  if (repo.host) ctx.progress.fact('repository host', repo.host);
+  const snapshot = await repo.long.resolveSnapshotToRestore.executeWithOptions(
     { summary: 'check the backup', ...UNTIL_STOPPED },
     [{ ...backupRef, backup: params.backup, importId }],
   );
@@ -324,7 +329,8 @@ async function copySnapshotH5b(
   };
   const { record } = snapshot;
   ctx.progress.member(memberPodName(profile, n), `H5b copying the snapshot into ${pod}`);
-  await activities.copySnapshotIntoPod.executeWithOptions(
+  const repo = (await ctx.repository()).like(activities);
+  await repo.copySnapshotIntoPod.executeWithOptions(
     { summary: `H5b copy snapshot into ${pod}`, ...UNTIL_STOPPED },
     [
       {
