@@ -11,6 +11,7 @@
  */
 import { ApplicationFailure, type LogLevel, type LogMetadata } from '@temporalio/common';
 import { DefaultLogger, type LogEntry, Runtime } from '@temporalio/worker';
+import { METRICS } from '../workflows/contract/index.js';
 
 /** Fields the SDK attaches that a person reading logs does not need (the token is a capability). */
 const DROPPED = new Set(['taskToken']);
@@ -64,6 +65,10 @@ export function installTelemetry(options: TelemetryOptions): DefaultLogger {
                 bindAddress: options.metricsAddress,
                 countersTotalSuffix: true,
                 useSecondsForDurations: true,
+                // A restore takes minutes to hours; the default buckets are for milliseconds.
+                histogramBucketOverrides: {
+                  [METRICS.restoreDuration]: [60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400],
+                },
               },
             },
           }
