@@ -55,8 +55,9 @@ export type Activities = ReturnType<typeof createActivities>;
 
 /**
  * The activities that read or write a repository on the worker's disk (B3 copy out of the
- * pod, B4 commit, verify, retention, import, R3/H5b copy into the pod): a worker registers
- * them on its host's queue too, and workflows run them there.
+ * pod, B4 commit, verify, retention, import, R3/H5b copy into the pod; for an admin backup
+ * A2's PKI stream, A3's copy out of the pod, its commit, verify and retention): a worker
+ * registers them on its host's queue too, and workflows run them there.
  */
 export const REPOSITORY_ACTIVITIES = [
   'copySnapshotToRepository',
@@ -67,11 +68,20 @@ export const REPOSITORY_ACTIVITIES = [
   'resolveSnapshotToRestore',
   'deleteImportedBackup',
   'copySnapshotIntoPod',
-] as const satisfies ReadonlyArray<keyof ReturnType<typeof createRepositoryActivities>>;
+  'copyAdminSnapshotToRepository',
+  'copyAdminPkiToRepository',
+  'commitAdminBackup',
+  'abortAdminBackup',
+  'verifyAdminBackup',
+  'pruneAdminBackups',
+] as const satisfies ReadonlyArray<keyof RepositoryModuleActivities>;
 export type RepositoryActivityName = (typeof REPOSITORY_ACTIVITIES)[number];
-// Fails to compile if an activity of repository/activities.ts is missing from the list.
+type RepositoryModuleActivities = ReturnType<typeof createRepositoryActivities> &
+  ReturnType<typeof createAdminRepositoryActivities>;
+// Fails to compile if an activity of repository/activities.ts or admin-activities.ts is
+// missing from the list.
 const everyRepositoryActivityListed: Record<
-  Exclude<keyof ReturnType<typeof createRepositoryActivities>, RepositoryActivityName>,
+  Exclude<keyof RepositoryModuleActivities, RepositoryActivityName>,
   never
 > = {};
 void everyRepositoryActivityListed;
