@@ -34,7 +34,7 @@ async function main(config: WorkerProcessConfig): Promise<void> {
     });
     const meter = Runtime.instance().metricMeter;
     await seedBackupMetrics(
-      meter.withTags(workflowMetricTags(namespace, taskQueue, 'backupUserCluster')),
+      (workflowType) => meter.withTags(workflowMetricTags(namespace, taskQueue, workflowType)),
       config.targets,
     ).catch((error: unknown) => logger.warn('cannot read the repositories for metrics', { error }));
     const waiting = watchWaitingRestores(

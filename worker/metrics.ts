@@ -1,8 +1,8 @@
 /**
  * The project's metrics that do not come from a workflow ending (workflows/metrics.ts):
- *   - at start, the newest backup of each cluster in this worker's repositories, so the
- *     "no backup for 24 h" alert sees a cluster after a restart too, not only after its
- *     next backup;
+ *   - at start, the newest backup of each cluster (and admin backup of each admin cluster)
+ *     in this worker's repositories, so the "no backup for 24 h" alerts see a cluster after
+ *     a restart too, not only after its next backup;
  *   - every `intervalMs`, the restores waiting for an operator, as Temporal lists them
  *     (outcome needs-operator). A workflow's own metrics are emitted where it runs and never
  *     on replay, so a gauge set by the workflow would vanish with the worker that set it.
@@ -14,6 +14,7 @@ import type { MetricMeter } from '@temporalio/common';
 import type { WorkerConfig } from '../activities/config/worker-config.js';
 import { FileSystemBackupStore } from '../activities/repository/fs-store.js';
 import {
+  ADMIN_CLUSTER_LABEL,
   dnsLabel,
   METRICS,
   USER_CLUSTER_LABEL,
@@ -25,11 +26,23 @@ export function workflowMetricTags(namespace: string, taskQueue: string, workflo
   return { namespace, taskQueue, workflowType };
 }
 
-/** Sets the last-backup gauges from the newest taken backup of each cluster on disk. */
-export async function seedBackupMetrics(meter: MetricMeter, config: WorkerConfig): Promise<void> {
-  const success = meter.createGauge(METRICS.backupLastSuccess, 'float');
-  const size = meter.createGauge(METRICS.backupLastSize, 'int');
+/**
+ * Sets the last-backup gauges from the newest taken backup of each cluster on disk, and the
+ * admin-backup gauge from the newest admin backup of each admin cluster the worker serves.
+ * `meterOf(workflowType)`: the meter with the tags that workflow's own metrics carry.
+ */
+export async function seedBackupMetrics(
+  meterOf: (workflowType: string) => MetricMeter,
+  config: WorkerConfig,
+): Promise<void> {
+  const success = meterOf('backupUserCluster').createGauge(METRICS.backupLastSuccess, 'float');
+  const size = meterOf('backupUserCluster').createGauge(METRICS.backupLastSize, 'int');
+  const adminSuccess = meterOf('backupAdminCluster').createGauge(
+    METRICS.adminBackupLastSuccess,
+    'float',
+  );
   const newest = new Map<string, { at: number; sizeBytes: number }>();
+  const newestAdmin = new Map<string, number>();
   for (const { path } of Object.values(config.repositories)) {
     const store = new FileSystemBackupStore(path);
     const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
@@ -42,11 +55,19 @@ export async function seedBackupMetrics(meter: MetricMeter, config: WorkerConfig
           newest.set(entry.name, { at, sizeBytes: b.sizeBytes });
       }
     }
+    for (const adminCluster of Object.keys(config.adminClusters)) {
+      for (const b of await store.admin.list(adminCluster)) {
+        const at = Date.parse(b.createdAt) / 1000;
+        if ((newestAdmin.get(adminCluster) ?? 0) < at) newestAdmin.set(adminCluster, at);
+      }
+    }
   }
   for (const [cluster, b] of newest) {
     success.set(b.at, { [USER_CLUSTER_LABEL]: cluster });
     size.set(b.sizeBytes, { [USER_CLUSTER_LABEL]: cluster });
   }
+  for (const [adminCluster, at] of newestAdmin)
+    adminSuccess.set(at, { [ADMIN_CLUSTER_LABEL]: adminCluster });
 }
 
 export const WAITING_RESTORES_QUERY =

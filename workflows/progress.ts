@@ -51,6 +51,8 @@ export const progressQuery = defineQuery<ProgressView>('progress');
 
 export class Progress {
   private readonly view: ProgressView;
+  /** The admin cluster an admin backup works on, once resolved: the label of its metrics. */
+  private metricSubject: { adminCluster?: string } = {};
 
   constructor(
     operation: Operation,
@@ -103,6 +105,12 @@ export class Progress {
     this.render();
   }
 
+  /** An admin backup's admin cluster, resolved by the worker: shown, and its metrics' label. */
+  adminCluster(name: string): void {
+    this.metricSubject = { adminCluster: name };
+    this.fact('admin cluster', name);
+  }
+
   /** Shows the problems waiting for an operator (outcome needs-operator while there are any). */
   problems(problems: ProblemView[]): void {
     if (problems.length > 0)
@@ -131,7 +139,11 @@ export class Progress {
   finish(outcome: Outcome, line: string): void {
     const { operation, userClusterName } = this.view;
     log.info(line, { userClusterName, outcome });
-    if (userClusterName !== undefined) recordEnd(operation, userClusterName, outcome);
+    recordEnd(
+      operation,
+      { ...(userClusterName !== undefined ? { userClusterName } : {}), ...this.metricSubject },
+      outcome,
+    );
     this.view.step = line;
     this.view.log.push(`${clock()} ${line}`);
     this.view.problems = [];

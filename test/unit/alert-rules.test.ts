@@ -23,6 +23,7 @@ test('the example alert rules name the metrics the worker exports', () => {
     rules.map((r) => r.alert),
     [
       'EtcdBackupTooOld',
+      'EtcdAdminBackupTooOld',
       'EtcdBackupFailing',
       'EtcdRestoreNeedsOperator',
       'EtcdHaRestoreWorkerDown',

@@ -31,6 +31,7 @@ import {
   formatBackupId,
   parseWorkflowInput,
 } from '../contract/index.js';
+import { recordAdminBackupStored } from '../metrics.js';
 import { describeError, Progress } from '../progress.js';
 import { skipsWhenBusy } from './backup-user-cluster.js';
 
@@ -61,7 +62,7 @@ export async function backupAdminCluster(
     target = await quick.resolveAdminTarget.executeWithOptions({ summary: 'resolve the names' }, [
       { adminCluster: params.adminCluster, repository: params.repository },
     ]);
-    progress.fact('admin cluster', target.adminCluster);
+    progress.adminCluster(target.adminCluster);
     progress.fact('repository', target.repository);
     progress.step('lock: one backup of this admin cluster at a time');
     lock = await acquireAdminClusterLock(target.adminCluster, 'admin-backup');
@@ -159,6 +160,7 @@ export async function backupAdminCluster(
     const lost = lock.lost();
     if (lost) warnings.push(`the admin cluster's lock was lost during the backup: ${lost}`);
     for (const warning of warnings) progress.note(`warning: ${warning}`);
+    recordAdminBackupStored(target.adminCluster);
     progress.finish('succeeded', `admin backup ${backupId} stored and verified`);
     return { outcome: 'stored', backup: record, prunedBackupIds, warnings };
   } catch (error) {

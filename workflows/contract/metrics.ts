@@ -16,7 +16,13 @@ export const METRICS = {
   restoreDuration: 'etcd_ha_restore_restore_duration_seconds',
   /** Gauge: restores waiting for an operator (outcome needs-operator), read from Temporal. */
   restoresWaiting: 'etcd_ha_restore_restores_waiting_for_operator',
+  /** Gauge, unix seconds, by `admin_cluster`: when its newest admin backup (A2, A3) was stored and verified. */
+  adminBackupLastSuccess: 'etcd_ha_restore_admin_backup_last_success_timestamp_seconds',
+  /** Counter, by `admin_cluster` (absent when refused before the name was resolved) and `outcome`. */
+  adminBackups: 'etcd_ha_restore_admin_backups',
 } as const;
 
-/** The label naming the user cluster on every metric above. */
+/** The label naming the user cluster on the user-cluster metrics above. */
 export const USER_CLUSTER_LABEL = 'user_cluster';
+/** The label naming the admin cluster on the admin-backup metrics. */
+export const ADMIN_CLUSTER_LABEL = 'admin_cluster';
