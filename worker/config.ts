@@ -17,7 +17,8 @@ import {
   REPOSITORY_HOST_ID_PATTERN,
 } from '../workflows/contract/index.js';
 
-const workerEnvSchema = z.object({
+/** The worker's own variables (the Temporal connection's are envconfig's); deploy/ and compose set them. */
+export const workerEnvSchema = z.object({
   /** Task queue the worker polls. */
   TEMPORAL_TASK_QUEUE: z.string().min(1).default(DEFAULT_TASK_QUEUE),
   /**

@@ -40,7 +40,7 @@ export function activityDeps(config: WorkerConfig, repositoryHost: RepositoryHos
 }
 
 /** After the grace time, how long cancelled activities get to stop before the worker gives up on them. */
-const FORCE_AFTER_GRACE_MS = 10_000;
+export const FORCE_AFTER_GRACE_MS = 10_000;
 
 export interface CreateWorkersOptions {
   connection: NativeConnection;
