@@ -52,12 +52,18 @@ export async function* watchWorkflow(
   }
 }
 
-/** The lines that say what changed from `last` to `now`: new step, member states, facts. */
+/**
+ * The lines that say what changed from `last` to `now`: new step, member states, the parts
+ * of a backupAll run, facts.
+ */
 export function changedLines(last: ProgressView | undefined, now: ProgressView): string[] {
   const lines: string[] = [];
   if (now.step !== last?.step) lines.push(`step: ${now.step}`);
   for (const [m, s] of Object.entries(now.members)) {
     if (last?.members[m] !== s) lines.push(`  member ${m}: ${s}`);
+  }
+  for (const [p, s] of Object.entries(now.parts ?? {})) {
+    if (last?.parts?.[p] !== s) lines.push(`  part ${p}: ${s}`);
   }
   for (const [k, v] of Object.entries(now.facts)) {
     if (last?.facts[k] !== v) lines.push(`  ${k}: ${v}`);

@@ -26,13 +26,13 @@ export function plainView(print: (line: string) => void): WatchView {
   };
 }
 
-/** One JSON object per change: `{"event":"progress", step, outcome, members, facts, copies}`. */
+/** One JSON object per change: `{"event":"progress", step, outcome, members, parts, facts, copies}`. */
 export function jsonView(print: (line: string) => void): WatchView {
   let last = '';
   return {
     show({ progress, copies, status }) {
       if (!progress) return;
-      const { step, outcome, members, facts, operation, userClusterName } = progress;
+      const { step, outcome, members, parts, facts, operation, userClusterName } = progress;
       const event = {
         event: 'progress',
         status,
@@ -41,6 +41,7 @@ export function jsonView(print: (line: string) => void): WatchView {
         step,
         outcome,
         members,
+        parts,
         facts,
         copies,
       };

@@ -74,6 +74,36 @@ test('JSON: one object per change, copies included', () => {
   assert.deepEqual(events[2]?.copies, [{ ...copy, bytesDone: 6 << 20 }]);
 });
 
+test("backupAll: a line per part's new state, and the parts in JSON", () => {
+  const all = (parts: Record<string, string>): WatchSnapshot => ({
+    status: 'RUNNING',
+    copies: [],
+    progress: { ...view('parts', []), operation: 'backup-all', parts },
+  });
+  const lines: string[] = [];
+  const json: string[] = [];
+  const plain = plainView((l) => lines.push(l));
+  const j = jsonView((l) => json.push(l));
+  for (const s of [
+    all({ 'admin a1': 'running', uc1: 'waiting' }),
+    all({ 'admin a1': 'stored b1', uc1: 'running' }),
+  ]) {
+    plain.show(s);
+    j.show(s);
+  }
+  assert.deepEqual(lines, [
+    'step: parts',
+    '  part admin a1: running',
+    '  part uc1: waiting',
+    '  part admin a1: stored b1',
+    '  part uc1: running',
+  ]);
+  assert.deepEqual((JSON.parse(json[1] ?? '{}') as { parts: unknown }).parts, {
+    'admin a1': 'stored b1',
+    uc1: 'running',
+  });
+});
+
 test('terminal: the steps as a list and a bar for the copy', () => {
   let screen = '';
   const terminal = Object.assign(
