@@ -53,7 +53,9 @@ COPY package.json ./
 ENV NODE_ENV=production
 # Numeric, so Kubernetes can check runAsNonRoot (deploy/deployment.yaml runs it as 10001).
 USER 10001:10001
-# No health check: the worker serves no port to probe; it exits when it cannot go on, and
-# the orchestrator restarts it (compose: restart; Kubernetes ignores HEALTHCHECK anyway).
+# No health check: its only port, the optional Prometheus endpoint (WORKER_METRICS_ADDRESS),
+# is served by the Temporal runtime whether or not the worker polls; the worker exits when
+# it cannot go on, and the orchestrator restarts it (compose: restart; Kubernetes ignores
+# HEALTHCHECK anyway).
 HEALTHCHECK NONE
 ENTRYPOINT ["node", "worker/main.js"]

@@ -4,6 +4,7 @@
  * MockActivityEnvironment); the functions they call take plain callbacks and signals.
  */
 import { Context } from '@temporalio/activity';
+import type { Logger } from '@temporalio/common';
 import type { WaitOptions } from './kube/wait.js';
 
 /** Details shown as the activity's last heartbeat; also keeps a long wait alive. */
@@ -34,6 +35,19 @@ export async function keepAlive<T>(work: () => Promise<T>): Promise<T> {
     return await work();
   } finally {
     clearInterval(timer);
+  }
+}
+
+/** The running activity's logger (the worker's JSON log, with the ids); stderr outside one. */
+export function activityLog(): Pick<Logger, 'error' | 'warn' | 'info'> {
+  try {
+    return Context.current().log;
+  } catch {
+    return {
+      error: (message) => console.error(message),
+      warn: (message) => console.error(message),
+      info: (message) => console.error(message),
+    };
   }
 }
 

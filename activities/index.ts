@@ -5,7 +5,8 @@
  * hand in the simulated cluster's. Every activity heartbeats while it runs and has its
  * errors classified: retryable unless retrying cannot help.
  */
-
+import { log } from '@temporalio/activity';
+import type { RepositoryHost, RepositoryRef } from '../workflows/contract/index.js';
 import { createClusterActivities } from './cluster/activities.js';
 import { createAdminClusterActivities } from './cluster/admin-activities.js';
 import type { WorkerTargets } from './config/targets.js';
@@ -27,6 +28,8 @@ export interface ActivityDeps {
   backups: BackupStores;
   /** etcdctl on the worker, for snapshot files in a local store. */
   etcdctl: LocalEtcdctl;
+  /** This worker's host, which keeps its repositories, and the task queue it polls for them. */
+  repositoryHost: RepositoryHost;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -36,21 +39,72 @@ export function createActivities(deps: ActivityDeps) {
     ...createEtcdActivities(deps),
     ...createRepositoryActivities(deps),
     ...createAdminRepositoryActivities(deps),
+    /**
+     * Which host keeps the repository: asked once per workflow on the main queue, answered
+     * by whichever worker takes it with its own host; the workflow then runs every
+     * repository activity on that host's queue. An unknown repository fails here.
+     */
+    async repositoryHostQueue(input: RepositoryRef): Promise<RepositoryHost> {
+      deps.targets.repository(input.repository);
+      return deps.repositoryHost;
+    },
   });
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 
+/**
+ * The activities that read or write a repository on the worker's disk (B3 copy out of the
+ * pod, B4 commit, verify, retention, import, R3/H5b copy into the pod; for an admin backup
+ * A2's PKI stream, A3's copy out of the pod, its commit, verify and retention): a worker
+ * registers them on its host's queue too, and workflows run them there.
+ */
+export const REPOSITORY_ACTIVITIES = [
+  'copySnapshotToRepository',
+  'commitBackup',
+  'abortBackup',
+  'pruneBackups',
+  'verifyBackup',
+  'resolveSnapshotToRestore',
+  'deleteImportedBackup',
+  'copySnapshotIntoPod',
+  'copyAdminSnapshotToRepository',
+  'copyAdminPkiToRepository',
+  'commitAdminBackup',
+  'abortAdminBackup',
+  'verifyAdminBackup',
+  'pruneAdminBackups',
+] as const satisfies ReadonlyArray<keyof RepositoryModuleActivities>;
+export type RepositoryActivityName = (typeof REPOSITORY_ACTIVITIES)[number];
+type RepositoryModuleActivities = ReturnType<typeof createRepositoryActivities> &
+  ReturnType<typeof createAdminRepositoryActivities>;
+// Fails to compile if an activity of repository/activities.ts or admin-activities.ts is
+// missing from the list.
+const everyRepositoryActivityListed: Record<
+  Exclude<keyof RepositoryModuleActivities, RepositoryActivityName>,
+  never
+> = {};
+void everyRepositoryActivityListed;
+
 type ActivityFunctions = Record<string, (...args: never[]) => Promise<unknown>>;
 
-/** The conventions every activity follows: keep-alive heartbeats, classified errors. */
+/**
+ * The conventions every activity follows: keep-alive heartbeats, classified errors, and a
+ * log line when it starts and when it completes (the SDK adds the workflow's and the
+ * activity's ids; it logs failures itself).
+ */
 function asActivities<T extends ActivityFunctions>(activities: T): T {
   const wrapped: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(activities)) {
-    wrapped[name] = (...args: never[]) =>
-      keepAlive(() => fn(...args)).catch((error: unknown) => {
+    wrapped[name] = async (...args: never[]) => {
+      const started = Date.now();
+      log.info(`${name} started`);
+      const result = await keepAlive(() => fn(...args)).catch((error: unknown) => {
         throw classifyActivityError(error);
       });
+      log.info(`${name} completed`, { durationMs: Date.now() - started });
+      return result;
+    };
   }
   return wrapped as T;
 }

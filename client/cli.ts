@@ -106,9 +106,14 @@ export async function run(argv: string[], io: Io): Promise<number> {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const code = await run(process.argv.slice(2), {
+  process.exitCode = await main(process.argv.slice(2));
+}
+
+/** The CLI on this process's stdio (client/bin.ts, `npm run cli`). */
+export function main(argv: string[]): Promise<number> {
+  return run(argv, {
     out: (line) => process.stdout.write(`${line}\n`),
     err: (line) => process.stderr.write(`${line}\n`),
+    ...(process.stdout.isTTY ? { terminal: process.stdout } : {}),
   });
-  process.exitCode = code;
 }

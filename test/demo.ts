@@ -8,19 +8,23 @@
  *      they crash-loop and the cluster loses quorum (the runbook's HA case);
  *   4. restoreUserCluster (SPEC H1–H9), followed step by step;
  *   5. the keys read back: the backup's are there, the later one is not.
+ * It prints the Web UI's and Temporal's addresses, and Temporal CLI commands to paste
+ * against it (list, describe, show, start another backup with the right --input, its result).
  * Then it keeps everything running for the Web UI until Ctrl-C (`--exit` ends at once).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { parseWorkerConfig } from '../activities/config/worker-config.js';
+import { createActivities } from '../activities/index.js';
 import { EtcdOpsClient } from '../client/client.js';
 import { followProgress } from '../client/watch.js';
-import { activityDeps, createWorker } from '../worker/create-worker.js';
+import { activityDeps, createWorkers, repositoryHostOf } from '../worker/create-worker.js';
 import { startDevServer } from './harness/temporal.js';
+import { readTools } from './harness/tools.js';
 import { startSimCluster } from './sim/index.js';
 
 const { values } = parseArgs({
@@ -50,6 +54,7 @@ try {
   const server = await startDevServer({ ui: true, dbFile: join(scratch, 'temporal.db') });
   cleanups.push(() => server.stop());
   say(`Web UI: ${server.uiUrl}/namespaces/default/workflows`);
+  say(`Temporal: ${server.address} (namespace ${server.namespace})`);
 
   say('starting the simulated admin cluster (3 etcd members, real etcd with TLS)...');
   const sim = await startSimCluster({
@@ -63,17 +68,22 @@ try {
   const backupDir = join(scratch, 'backups');
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const taskQueue = 'etcd-ha-restore';
-  const worker = await createWorker({
+  const repositoryHost = repositoryHostOf(taskQueue, 'demo');
+  const worker = await createWorkers({
     connection: nativeConnection,
     namespace: server.namespace,
     taskQueue,
-    deps: activityDeps(
-      parseWorkerConfig(
-        {
-          adminClusters: { demo: { kubeconfig: sim.kubeconfigPath, profile: sim.profile } },
-          repositories: { local: { path: backupDir } },
-        },
-        'the demo',
+    repositoryHost,
+    activities: createActivities(
+      activityDeps(
+        parseWorkerConfig(
+          {
+            adminClusters: { demo: { kubeconfig: sim.kubeconfigPath, profile: sim.profile } },
+            repositories: { local: { path: backupDir } },
+          },
+          'the demo',
+        ),
+        repositoryHost,
       ),
     ),
   });
@@ -126,6 +136,8 @@ try {
   if (!ok) throw new Error('the data read back is not the backup');
   say(`protocol violations recorded by the simulated cluster: ${sim.violations.length}`);
 
+  printTemporalCommands(server.address, taskQueue, backupRun.workflowId, restoreRun.workflowId);
+
   if (values.exit) {
     await cleanUp();
     say('done');
@@ -138,4 +150,32 @@ try {
   console.error(`demo: failed: ${error instanceof Error ? error.message : String(error)}`);
   await cleanUp();
   process.exit(1);
+}
+
+/** Temporal CLI commands against this demo, to paste into another terminal while it runs. */
+function printTemporalCommands(
+  address: string,
+  taskQueue: string,
+  backupId: string,
+  restoreId: string,
+): void {
+  const cli = onPath('temporal') ? 'temporal' : readTools().temporal;
+  const to = `--address ${address} --namespace default`;
+  const input = JSON.stringify({ userClusterName: cluster });
+  say('Temporal CLI against this demo (paste into another terminal while it runs):');
+  for (const line of [
+    `${cli} workflow list ${to} --query 'UserClusterName="${cluster}"'`,
+    `${cli} workflow describe ${to} --workflow-id ${restoreId}`,
+    `${cli} workflow show ${to} --workflow-id ${backupId}`,
+    `${cli} workflow start ${to} --task-queue ${taskQueue} --type backupUserCluster --workflow-id demo-backup-2 --input '${input}'`,
+    `${cli} workflow result ${to} --workflow-id demo-backup-2`,
+  ])
+    console.log(`  ${line}`);
+  say(`the project's CLI: TEMPORAL_ADDRESS=${address} npm run cli -- watch demo-backup-2`);
+}
+
+function onPath(command: string): boolean {
+  return (process.env.PATH ?? '')
+    .split(':')
+    .some((dir) => dir !== '' && existsSync(join(dir, command)));
 }

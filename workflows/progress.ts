@@ -5,6 +5,7 @@
  */
 import {
   defineQuery,
+  log,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -16,6 +17,7 @@ import {
   type Outcome,
   UserClusterName,
 } from './contract/index.js';
+import { recordEnd } from './metrics.js';
 
 export interface ProgressView {
   operation: Operation;
@@ -49,6 +51,8 @@ export const progressQuery = defineQuery<ProgressView>('progress');
 
 export class Progress {
   private readonly view: ProgressView;
+  /** The admin cluster an admin backup works on, once resolved: the label of its metrics. */
+  private metricSubject: { adminCluster?: string } = {};
 
   constructor(
     operation: Operation,
@@ -79,6 +83,8 @@ export class Progress {
   step(step: string): void {
     this.view.step = step;
     this.view.log.push(`${clock()} ${step}`);
+    // The worker's log (JSON lines with the workflow's ids); never written on replay.
+    log.info(step, { userClusterName: this.view.userClusterName });
     this.render();
   }
 
@@ -99,8 +105,19 @@ export class Progress {
     this.render();
   }
 
+  /** An admin backup's admin cluster, resolved by the worker: shown, and its metrics' label. */
+  adminCluster(name: string): void {
+    this.metricSubject = { adminCluster: name };
+    this.fact('admin cluster', name);
+  }
+
   /** Shows the problems waiting for an operator (outcome needs-operator while there are any). */
   problems(problems: ProblemView[]): void {
+    if (problems.length > 0)
+      log.warn('waiting for an operator', {
+        userClusterName: this.view.userClusterName,
+        problems: problems.map((p) => `${p.step}: ${p.error}`),
+      });
     this.view.problems = problems;
     this.outcome(problems.length > 0 ? 'needs-operator' : 'running');
   }
@@ -118,7 +135,15 @@ export class Progress {
     this.render();
   }
 
+  /** The run ends: shown, logged, and counted in the worker's metrics. */
   finish(outcome: Outcome, line: string): void {
+    const { operation, userClusterName } = this.view;
+    log.info(line, { userClusterName, outcome });
+    recordEnd(
+      operation,
+      { ...(userClusterName !== undefined ? { userClusterName } : {}), ...this.metricSubject },
+      outcome,
+    );
     this.view.step = line;
     this.view.log.push(`${clock()} ${line}`);
     this.view.problems = [];

@@ -12,6 +12,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { type ClusterRef, FailureType } from '../../workflows/contract/index.js';
 import type { WorkerTargets } from '../config/targets.js';
 import type { AdminClusterConfig } from '../config/worker-config.js';
+import { activityLog } from '../context.js';
 
 export interface Kube {
   config: KubeConfig;
@@ -38,8 +39,9 @@ export function kubeClientsOf(targets: WorkerTargets): KubeClients {
       try {
         return connectKube(config);
       } catch (error) {
-        console.error(
-          `worker: cannot load the kubeconfig of admin cluster ${adminCluster} (${config.kubeconfig ?? 'in-cluster service account'}): ${String(error)}`,
+        activityLog().error(
+          `cannot load the kubeconfig of admin cluster ${adminCluster} (${config.kubeconfig ?? 'in-cluster service account'}): ${String(error)}`,
+          { adminCluster },
         );
         throw ApplicationFailure.nonRetryable(
           `cannot load the kubeconfig of admin cluster ${adminCluster}; the worker's log says why`,

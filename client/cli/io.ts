@@ -10,7 +10,8 @@ import {
   type BackupRecord,
 } from '../../workflows/contract/index.js';
 import type { EtcdOpsClient } from '../client.js';
-import { followProgress } from '../watch.js';
+import { watchWorkflow } from '../watch.js';
+import { jsonView, plainView, terminalView } from './watch-view.js';
 
 /** Exit codes: 0 done, 1 the operation or the connection failed, 2 bad input (nothing started). */
 export const EXIT_FAILED = 1;
@@ -19,6 +20,8 @@ export const EXIT_USAGE = 2;
 export interface Io {
   out: (line: string) => void;
   err: (line: string) => void;
+  /** stdout when it is a terminal: `watch` then draws a step list and progress bars. */
+  terminal?: NodeJS.WriteStream;
 }
 
 /** What a command's action gets: output, and a connected client for as long as it runs. */
@@ -104,17 +107,38 @@ export function printStarted(
   else io.out(`started ${what} ${handle.workflowId} (run ${handle.firstExecutionRunId})`);
 }
 
-/** Prints the `progress` query as it changes until the workflow closes; then its result. */
+/**
+ * Shows the progress until the workflow closes, then its result: JSON lines with `json`
+ * (progress events, then `{"event":"result"}` or `{"event":"failure"}`), a step list and
+ * progress bars on a terminal, else a line for each change.
+ */
 export async function watch(io: Io, handle: WorkflowHandle, json: boolean): Promise<number> {
-  await followProgress(handle, io.out);
-  return printOutcome(io, handle, json);
+  const view = json
+    ? jsonView(io.out)
+    : io.terminal
+      ? terminalView(io.terminal)
+      : plainView(io.out);
+  try {
+    for await (const snapshot of watchWorkflow(handle)) view.show(snapshot);
+  } finally {
+    view.end();
+  }
+  return printOutcome(io, handle, json, json);
 }
 
-export async function printOutcome(io: Io, handle: WorkflowHandle, json: boolean): Promise<number> {
+/** The result (or failure) of a workflow; with `json`, one JSON document (one line with `jsonLines`). */
+export async function printOutcome(
+  io: Io,
+  handle: WorkflowHandle,
+  json: boolean,
+  jsonLines = false,
+): Promise<number> {
+  const { workflowId } = handle;
   try {
     const result: unknown = await handle.result();
     const all = isBackupAllResult(result) ? result : undefined;
-    if (json) io.out(JSON.stringify({ workflowId: handle.workflowId, result }, null, 2));
+    if (jsonLines) io.out(JSON.stringify({ event: 'result', workflowId, result }));
+    else if (json) io.out(JSON.stringify({ workflowId, result }, null, 2));
     else if (all) {
       io.out(
         `backupAll of admin cluster ${all.adminCluster}: ${all.outcome} (user clusters: ${all.userClustersFrom})`,
@@ -134,9 +158,10 @@ export async function printOutcome(io: Io, handle: WorkflowHandle, json: boolean
     // A backupAll with a failed part is a failure for scripts, whatever the others did.
     return all && all.failed.length > 0 ? EXIT_FAILED : 0;
   } catch (error) {
-    if (json)
-      io.out(JSON.stringify({ workflowId: handle.workflowId, failure: describeFailure(error) }));
-    io.err(`${handle.workflowId} failed: ${describeFailure(error)}`);
+    const failure = describeFailure(error);
+    if (jsonLines) io.out(JSON.stringify({ event: 'failure', workflowId, failure }));
+    else if (json) io.out(JSON.stringify({ workflowId, failure }));
+    io.err(`${workflowId} failed: ${failure}`);
     return EXIT_FAILED;
   }
 }

@@ -107,7 +107,7 @@ export function addRestoreCommands(program: Command, cli: CommandContext): void 
       'print the progress of a backup or restore as it changes, then its result or failure',
     )
     .argument('<workflow-id>', 'the workflow to watch')
-    .option('--json', 'print the result as JSON')
+    .option('--json', 'print the progress and the result as JSON lines (for scripts)')
     .action(async (workflowId: string, options: { json?: boolean }, command: Command) => {
       await cli.withClient(command, (client) =>
         watch(cli.io, client.client.workflow.getHandle(workflowId), options.json ?? false),

@@ -15,7 +15,7 @@ import { parseWorkerConfig } from '../../activities/config/worker-config.js';
 import { type Activities, createActivities } from '../../activities/index.js';
 import { connectKube, mergePatch } from '../../activities/kube/client.js';
 import { execInPod } from '../../activities/kube/exec.js';
-import { activityDeps } from '../../worker/create-worker.js';
+import { activityDeps, repositoryHostOf } from '../../worker/create-worker.js';
 import { simWorkerConfig } from '../harness/temporal.js';
 import { type SimCluster, startSimCluster } from '../sim/index.js';
 
@@ -28,7 +28,10 @@ before(async () => {
   sim = await startSimCluster({ members: 3, userClusterName: ns, adminEtcd: false });
   scratch = mkdtempSync(join(tmpdir(), 'activities-cluster-'));
   real = createActivities(
-    activityDeps(parseWorkerConfig(simWorkerConfig(sim, join(scratch, 'backups')), 'the test')),
+    activityDeps(
+      parseWorkerConfig(simWorkerConfig(sim, join(scratch, 'backups')), 'the test'),
+      repositoryHostOf('activities-cluster', 'test-host'),
+    ),
   );
 });
 after(async () => {

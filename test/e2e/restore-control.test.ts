@@ -287,7 +287,13 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     assert.equal(await sim.getKey(AFTER_BACKUP), 'must not survive a restore');
     assert.deepEqual(
       (await activities(handle)).map((a) => a.type),
-      ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster', 'findAnsweringMember'],
+      [
+        'resolveTarget',
+        'repositoryHostQueue',
+        'resolveSnapshotToRestore',
+        'inspectUserCluster',
+        'findAnsweringMember',
+      ],
     );
 
     // The update's validator refuses an approval that names nobody; the restore still waits.
@@ -412,7 +418,13 @@ describe('restore control: approval gate and cancellation', { timeout: 60 * 60_0
     await assertUntouched();
     assert.deepEqual(
       (await activities(handle)).map((a) => a.type),
-      ['resolveTarget', 'resolveSnapshotToRestore', 'inspectUserCluster', 'findAnsweringMember'],
+      [
+        'resolveTarget',
+        'repositoryHostQueue',
+        'resolveSnapshotToRestore',
+        'inspectUserCluster',
+        'findAnsweringMember',
+      ],
     );
     await recordHistory('restore-cancelled-at-gate', handle);
   });

@@ -23,7 +23,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import {
   parseWorkerConfig,
   type WorkerConfigInput,
@@ -31,7 +30,7 @@ import {
 import { createActivities } from '../../activities/index.js';
 import { connectKube, mergePatch } from '../../activities/kube/client.js';
 import { EtcdOpsClient } from '../../client/client.js';
-import { activityDeps } from '../../worker/create-worker.js';
+import { activityDeps, createWorkers, repositoryHostOf } from '../../worker/create-worker.js';
 import {
   type BackupRecord,
   FailureType,
@@ -105,10 +104,12 @@ async function scenario(
   const inbox = join(scratch, name, 'inbox');
   mkdirSync(inbox, { recursive: true });
   const taskQueue = `${name}-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
+  const repositoryHost = repositoryHostOf(taskQueue, 'test-host');
+  const workers = await createWorkers({
     connection: env.nativeConnection,
     namespace: server.namespace,
     taskQueue,
+    repositoryHost,
     workflowBundle: await workflowBundle(),
     activities: createActivities(
       activityDeps(
@@ -116,10 +117,11 @@ async function scenario(
           simWorkerConfig(sim, backupDir, { importInbox: inbox, ...config({ backupDir, inbox }) }),
           name,
         ),
+        repositoryHost,
       ),
     ),
   });
-  const running = worker.run();
+  const running = workers.run();
   return {
     sim,
     ns,
@@ -127,7 +129,7 @@ async function scenario(
     backupDir,
     inbox,
     async stop() {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
+      workers.shutdown();
       await running.catch(() => undefined);
       await sim.stop();
     },

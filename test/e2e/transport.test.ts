@@ -55,7 +55,7 @@ import {
   execInPod,
   execInPodChecked,
 } from '../../activities/kube/exec.js';
-import { activityDeps } from '../../worker/create-worker.js';
+import { activityDeps, repositoryHostOf } from '../../worker/create-worker.js';
 import { ETCDCTL_ONLY, memberProfile } from '../../workflows/contract/index.js';
 import { makeRealSnapshot } from '../harness/etcd-tls.js';
 import { simWorkerConfig } from '../harness/temporal.js';
@@ -87,6 +87,7 @@ before(async () => {
         }),
         'the test',
       ),
+      repositoryHostOf(ns, 'test-host'),
     ),
   );
 });

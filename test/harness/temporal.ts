@@ -12,13 +12,19 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Connection } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
 import {
   parseWorkerConfig,
   type WorkerConfigInput,
 } from '../../activities/config/worker-config.js';
-import { createActivities } from '../../activities/index.js';
-import { activityDeps, workflowsPath } from '../../worker/create-worker.js';
+import { type Activities, createActivities } from '../../activities/index.js';
+import {
+  activityDeps,
+  createWorkers,
+  type EtcdWorkers,
+  repositoryHostOf,
+  workflowsPath,
+} from '../../worker/create-worker.js';
 import { type ClusterProfile, SEARCH_ATTRIBUTES } from '../../workflows/contract/index.js';
 import { freePort } from './ports.js';
 import { readTools } from './tools.js';
@@ -180,7 +186,8 @@ export interface TemporalTestContext {
   env: TestWorkflowEnvironment;
   /** Unique per test file, so files never steal each other's tasks. */
   taskQueue: string;
-  worker: Worker;
+  /** The main queue's worker and the repository host's. */
+  workers: EtcdWorkers;
   /** Stops the worker, the environment and the server; safe to call twice. */
   teardown(): Promise<void>;
 }
@@ -219,14 +226,13 @@ export async function startTemporalTestContext(
     namespace: server.namespace,
   });
   const taskQueue = `${name}-${randomUUID().slice(0, 8)}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: server.namespace,
-    taskQueue,
-    workflowBundle: await workflowBundle(),
-    activities:
-      options.activities ??
-      createActivities(
+  const repositoryHost = repositoryHostOf(taskQueue, 'test-host');
+  const activities = options.activities
+    ? ({
+        repositoryHostQueue: async () => repositoryHost,
+        ...options.activities,
+      } as unknown as Activities)
+    : createActivities(
         activityDeps(
           parseWorkerConfig(
             options.config ?? {
@@ -235,19 +241,27 @@ export async function startTemporalTestContext(
             },
             'the test',
           ),
+          repositoryHost,
         ),
-      ),
+      );
+  const workers = await createWorkers({
+    connection: env.nativeConnection,
+    namespace: server.namespace,
+    taskQueue,
+    repositoryHost,
+    activities,
+    workflowBundle: await workflowBundle(),
   });
-  const running = worker.run();
+  const running = workers.run();
   let stopped: Promise<void> | undefined;
   return {
     server,
     env,
     taskQueue,
-    worker,
+    workers,
     teardown() {
       stopped ??= (async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+        workers.shutdown();
         await running.catch(() => undefined);
         await env.teardown();
         await server.stop();

@@ -24,6 +24,8 @@ export interface WorkerProcessOptions {
   config: WorkerConfigInput;
   /** ETCD_HA_RESTORE_CONFIG */
   configFile: string;
+  /** More environment variables (REPOSITORY_HOST_ID, TEMPORAL_TLS_*, WORKER_*). */
+  env?: Record<string, string>;
 }
 
 export interface WorkerProcess {
@@ -38,6 +40,10 @@ export interface WorkerProcess {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** The last few kB of its stdout and stderr, for failure messages. */
   output(): string;
+  /** Its whole stdout (the worker's JSON log lines), up to 4 MB. */
+  stdout(): string;
+  /** SIGTERM (a graceful shutdown), then wait until the process has exited. */
+  terminate(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGKILL, then wait until the process is gone. Idempotent. */
   kill(): Promise<void>;
 }
@@ -64,6 +70,7 @@ export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess
       TEMPORAL_NAMESPACE: options.namespace,
       TEMPORAL_TASK_QUEUE: options.taskQueue,
       ETCD_HA_RESTORE_CONFIG: options.configFile,
+      ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -71,10 +78,14 @@ export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess
   const pid = child.pid;
   running.add(child);
   let output = '';
+  let stdout = '';
   const keep = (chunk: Buffer) => {
     output = (output + chunk.toString()).slice(-8000);
   };
   child.stdout?.on('data', keep);
+  child.stdout?.on('data', (chunk: Buffer) => {
+    if (stdout.length < 4_000_000) stdout += chunk.toString();
+  });
   child.stderr?.on('data', keep);
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {
@@ -109,6 +120,11 @@ export function startWorkerProcess(options: WorkerProcessOptions): WorkerProcess
     exited,
     exit,
     output: () => output,
+    stdout: () => stdout,
+    async terminate() {
+      if (!exited()) child.kill('SIGTERM');
+      return exit;
+    },
     async kill() {
       if (!exited()) child.kill('SIGKILL');
       await exit;

@@ -2,7 +2,8 @@
  * Admin backups in the file-system repository (activities/repository/fs-admin-store.ts):
  * several files per backup, 0700 directories and 0600 files, sealed only when every listed
  * file is staged with its size and sha256 and nothing else is; apart from user-cluster
- * backups, whose listing and retention never see them.
+ * backups, whose listing and retention never see them; the worker's gauge of the newest
+ * admin backup, read from them at its start.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -12,10 +13,17 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { after, test } from 'node:test';
+import type { MetricMeter, MetricTags } from '@temporalio/common';
+import { parseWorkerConfig } from '../../activities/config/worker-config.js';
 import { FileSystemBackupStore } from '../../activities/repository/fs-store.js';
 import { pruneBackups } from '../../activities/repository/retention.js';
 import type { AdminBackupKey } from '../../activities/repository/store.js';
-import type { AdminBackupEntry, AdminCommitRequest } from '../../workflows/contract/index.js';
+import { seedBackupMetrics } from '../../worker/metrics.js';
+import {
+  type AdminBackupEntry,
+  type AdminCommitRequest,
+  METRICS,
+} from '../../workflows/contract/index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'admin-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -153,4 +161,52 @@ test('admin backups are apart: user-cluster listing and retention never see them
   await store.admin.delete({ adminCluster: 'admin-1', backupId: first.id });
   assert.equal((await store.admin.list('admin-1')).length, before.length - 1);
   await store.admin.delete({ adminCluster: 'admin-1', backupId: first.id });
+});
+
+test("a starting worker's admin-backup gauge is the newest admin backup of each admin cluster it serves", async () => {
+  const store = new FileSystemBackupStore(dir);
+  for (const createdAt of ['2026-12-03T00:00:00.000Z', '2026-12-04T00:00:00.000Z']) {
+    const key = newKey();
+    await stageAll(store, key);
+    await store.admin.commit(key, request(createdAt));
+  }
+  const newest = (await store.admin.list('admin-1'))[0];
+  assert.equal(newest?.createdAt, '2026-12-04T00:00:00.000Z');
+  const sets: Array<{ workflowType: string; name: string; value: number; tags?: MetricTags }> = [];
+  const meterOf = (workflowType: string) =>
+    ({
+      createGauge: (name: string) => ({
+        set: (value: number, tags?: MetricTags) => sets.push({ workflowType, name, value, tags }),
+      }),
+    }) as unknown as MetricMeter;
+  await seedBackupMetrics(
+    meterOf,
+    parseWorkerConfig(
+      {
+        adminClusters: {
+          'admin-1': { kubeconfig: '/k/admin-1' },
+          'admin-2': { kubeconfig: '/k/2' },
+        },
+        repositories: { local: { path: dir } },
+      },
+      'the test',
+    ),
+  );
+  assert.deepEqual(
+    sets.filter((s) => s.name === METRICS.adminBackupLastSuccess),
+    [
+      {
+        workflowType: 'backupAdminCluster',
+        name: METRICS.adminBackupLastSuccess,
+        value: Date.parse(newest.createdAt) / 1000,
+        tags: { admin_cluster: 'admin-1' },
+      },
+    ],
+    'admin-2 has no backup: no series',
+  );
+  // Admin backups are no user cluster's: `.admin` is not taken for a cluster's directory.
+  assert.deepEqual(
+    sets.filter((s) => s.name === METRICS.backupLastSuccess),
+    [],
+  );
 });

@@ -9,10 +9,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { type Duration, msToNumber } from '@temporalio/common/lib/time.js';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import { DockerfileParser, type From } from 'dockerfile-ast';
 import { parse as parseYaml } from 'yaml';
 import { parseWorkerConfig } from '../../activities/config/worker-config.js';
+import { workerEnvSchema } from '../../worker/config.js';
+import { FORCE_AFTER_GRACE_MS } from '../../worker/create-worker.js';
 import { SEARCH_ATTRIBUTES } from '../../workflows/contract/index.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -83,7 +86,7 @@ describe('Dockerfile', () => {
     assert.deepEqual(
       healthcheck.map((h) => h.getArgumentsContent()),
       ['NONE'],
-      'the worker serves no port: no health check, said explicitly',
+      'no health check (the metrics endpoint says nothing of the worker), said explicitly',
     );
     const entrypoint = finalInstructions.find((i) => i.getKeyword() === 'ENTRYPOINT');
     assert.deepEqual(JSON.parse(entrypoint?.getArgumentsContent() ?? 'null'), [
@@ -161,6 +164,8 @@ interface ComposeService {
   user?: string;
   read_only?: boolean;
   cap_drop?: string[];
+  ports?: string[];
+  stop_grace_period?: string;
 }
 
 describe('docker-compose.yml', () => {
@@ -218,6 +223,23 @@ describe('docker-compose.yml', () => {
     assert.equal(worker.user, '10001:10001', 'the Dockerfile USER');
     assert.equal(worker.read_only, true);
     assert.deepEqual(worker.cap_drop, ['ALL']);
+  });
+
+  test("the worker's settings: valid, a fixed repository host, a shutdown within stop_grace_period, the metrics port published", () => {
+    const worker = compose.services.worker as ComposeService;
+    const settings = workerEnvSchema.parse(worker.environment ?? {});
+    // A container's host name changes when it is re-created: the default would move the host queue.
+    assert.ok(settings.REPOSITORY_HOST_ID, 'REPOSITORY_HOST_ID is set');
+    const stopGraceMs = msToNumber((worker.stop_grace_period ?? '10s') as Duration);
+    assert.ok(
+      settings.WORKER_SHUTDOWN_GRACE + FORCE_AFTER_GRACE_MS < stopGraceMs,
+      'the worker has stopped before compose kills it',
+    );
+    const port = settings.WORKER_METRICS_ADDRESS?.split(':').at(-1);
+    assert.ok(
+      (worker.ports ?? []).some((p) => p.endsWith(`:${port}:${port}`)),
+      `port ${port} published`,
+    );
   });
 
   test("the worker's configuration is mounted, valid, and every path in it is on a volume", () => {

@@ -16,6 +16,8 @@ import { fileURLToPath } from 'node:url';
 import * as k8s from '@kubernetes/client-node';
 import { parse as parseYaml } from 'yaml';
 import { parseWorkerConfig, type WorkerConfig } from '../../activities/config/worker-config.js';
+import { workerEnvSchema } from '../../worker/config.js';
+import { FORCE_AFTER_GRACE_MS } from '../../worker/create-worker.js';
 import {
   adminEtcdProfileSchema,
   clusterProfileSchema,
@@ -161,6 +163,26 @@ describe('deploy/ manifests', () => {
     }
     assert.equal((deployment.spec as k8s.V1DeploymentSpec).replicas, 1);
     assert.equal((deployment.spec as k8s.V1DeploymentSpec).strategy?.type, 'Recreate');
+  });
+
+  test("the worker's settings: valid, a fixed repository host, a shutdown within the pod's grace period, the metrics port declared", () => {
+    const deployment = manifests.find((m) => m.kind === 'Deployment') as Manifest;
+    const pod = (deployment.spec as { template: { spec: k8s.V1PodSpec } }).template.spec;
+    const [container] = pod.containers;
+    const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? '']));
+    const settings = workerEnvSchema.parse(env);
+    // A pod's host name changes with every new pod: the default id would move the host queue.
+    assert.ok(settings.REPOSITORY_HOST_ID, 'REPOSITORY_HOST_ID is set');
+    assert.ok(
+      settings.WORKER_SHUTDOWN_GRACE + FORCE_AFTER_GRACE_MS <
+        (pod.terminationGracePeriodSeconds ?? 30) * 1000,
+      'the worker has stopped before the kubelet kills it',
+    );
+    const port = Number(settings.WORKER_METRICS_ADDRESS?.split(':').at(-1));
+    assert.deepEqual(
+      container?.ports?.map((p) => [p.name, p.containerPort]),
+      [['metrics', port]],
+    );
   });
 });
 

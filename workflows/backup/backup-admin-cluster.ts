@@ -10,7 +10,13 @@
  * admin-cluster restore procedure needs (see ADMIN_BACKUP_USE).
  */
 import { CancellationScope, isCancellation, uuid4 } from '@temporalio/workflow';
-import { LONG_ATTEMPTS, long, quick } from '../activities.js';
+import {
+  LONG_ATTEMPTS,
+  long,
+  quick,
+  type RepositoryProxies,
+  repositoryHost,
+} from '../activities.js';
 import { acquireAdminClusterLock, type ClusterLock } from '../cluster-lock.js';
 import {
   ADMIN_SNAPSHOT_FILE,
@@ -27,6 +33,7 @@ import {
   formatBackupId,
   parseWorkflowInput,
 } from '../contract/index.js';
+import { recordAdminBackupStored } from '../metrics.js';
 import { describeError, Progress } from '../progress.js';
 import { skipsWhenBusy } from './backup-user-cluster.js';
 
@@ -57,7 +64,7 @@ export async function backupAdminCluster(
     target = await quick.resolveAdminTarget.executeWithOptions({ summary: 'resolve the names' }, [
       { adminCluster: params.adminCluster, repository: params.repository },
     ]);
-    progress.fact('admin cluster', target.adminCluster);
+    progress.adminCluster(target.adminCluster);
     progress.fact('repository', target.repository);
     progress.step('lock: one backup of this admin cluster at a time');
     lock = await acquireAdminClusterLock(target.adminCluster, 'admin-backup');
@@ -76,13 +83,18 @@ export async function backupAdminCluster(
   const backup = { repository: target.repository, adminCluster: target.adminCluster, backupId };
   // Every file the save's attempts may leave in the pod: removed at the end, whatever happens.
   const leftovers = backupSnapshotLeftovers(target.etcd, backupId, LONG_ATTEMPTS);
+  // A2, A3's copy, the commit, verification and retention run on the host that keeps the repository.
+  const repository = repositoryHost(target.repository);
   let etcdPod: { pod: string; container: string } | undefined;
   try {
-    const pki = await copyPkiA2(target, backup, progress);
+    const repo = await repository();
+    if (repo.host) progress.fact('repository host', repo.host);
+    const pki = await copyPkiA2(target, backup, progress, repo);
     const etcd = await snapshotAdminEtcdA3(
       target,
       backup,
       progress,
+      repo,
       (pod) => {
         etcdPod = pod;
       },
@@ -97,7 +109,7 @@ export async function backupAdminCluster(
       sizeBytes: etcd.record.sizeBytes,
       sha256: etcd.record.sha256,
     };
-    const record = await long.commitAdminBackup.executeWithOptions(
+    const record = await repo.long.commitAdminBackup.executeWithOptions(
       { summary: `store admin backup ${backupId}` },
       [
         {
@@ -118,7 +130,7 @@ export async function backupAdminCluster(
         },
       ],
     );
-    const verified = await long.verifyAdminBackup.executeWithOptions(
+    const verified = await repo.long.verifyAdminBackup.executeWithOptions(
       { summary: `verify admin backup ${backupId}` },
       [backup],
     );
@@ -140,7 +152,7 @@ export async function backupAdminCluster(
     let prunedBackupIds: string[] = [];
     if (params.retention) {
       progress.step(`retention: keep the newest ${params.retention.keepLast} admin backups`);
-      prunedBackupIds = await quick.pruneAdminBackups({
+      prunedBackupIds = await repo.quick.pruneAdminBackups({
         repository: target.repository,
         adminCluster: target.adminCluster,
         policy: params.retention,
@@ -150,6 +162,7 @@ export async function backupAdminCluster(
     const lost = lock.lost();
     if (lost) warnings.push(`the admin cluster's lock was lost during the backup: ${lost}`);
     for (const warning of warnings) progress.note(`warning: ${warning}`);
+    recordAdminBackupStored(target.adminCluster);
     progress.finish('succeeded', `admin backup ${backupId} stored and verified`);
     return { outcome: 'stored', backup: record, prunedBackupIds, warnings };
   } catch (error) {
@@ -168,7 +181,9 @@ export async function backupAdminCluster(
           })
           .catch(() => {});
       }
-      await quick.abortAdminBackup(backup).catch(() => {});
+      await repository()
+        .then((repo) => repo.quick.abortAdminBackup(backup))
+        .catch(() => {});
     });
     throw error;
   } finally {
@@ -179,11 +194,16 @@ export async function backupAdminCluster(
 type AdminBackupRefOf = { repository: string; adminCluster: string; backupId: string };
 
 /** A2: the node's PKI directory, over SSH as a tar stream, into the backup. */
-async function copyPkiA2(target: AdminTarget, backup: AdminBackupRefOf, progress: Progress) {
+async function copyPkiA2(
+  target: AdminTarget,
+  backup: AdminBackupRefOf,
+  progress: Progress,
+  repo: RepositoryProxies,
+) {
   progress.step(
     `A2 copy ${target.pki.directory} of the admin control-plane node over SSH${target.pki.viaJumpHost ? ' through the jump host' : ''}`,
   );
-  const pki = await long.copyAdminPkiToRepository.executeWithOptions(
+  const pki = await repo.long.copyAdminPkiToRepository.executeWithOptions(
     { summary: `A2 stream ${target.pki.directory} of the admin node over SSH (tar)` },
     [backup],
   );
@@ -196,6 +216,7 @@ async function snapshotAdminEtcdA3(
   target: AdminTarget,
   backup: AdminBackupRefOf,
   progress: Progress,
+  repo: RepositoryProxies,
   saved: (pod: { pod: string; container: string }) => void,
   warn: (warning: string) => void,
 ) {
@@ -261,7 +282,7 @@ async function snapshotAdminEtcdA3(
   );
 
   progress.step(`A3 copy the snapshot out of ${source.pod}`);
-  const copy = await long.copyAdminSnapshotToRepository.executeWithOptions(
+  const copy = await repo.long.copyAdminSnapshotToRepository.executeWithOptions(
     { summary: `A3 copy ${source.pod}:${pathInPod} to admin backup ${backup.backupId}` },
     [{ ...backup, source: { ...pod, path: pathInPod } }],
   );

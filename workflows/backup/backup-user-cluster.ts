@@ -29,7 +29,7 @@ import {
   uuid4,
   workflowInfo,
 } from '@temporalio/workflow';
-import { LONG_ATTEMPTS, long, quick } from '../activities.js';
+import { LONG_ATTEMPTS, long, quick, repositoryHost } from '../activities.js';
 import { acquireClusterLock, type ClusterLock } from '../cluster-lock.js';
 import {
   type BackupUserClusterInput,
@@ -56,6 +56,7 @@ import {
   UTILITY_POD_BACKUP_TOOLS,
   utilityPodName,
 } from '../contract/index.js';
+import { recordBackupStored } from '../metrics.js';
 import { describeError, Progress } from '../progress.js';
 
 /** How long a utility pod may take to start, or to go. */
@@ -122,6 +123,8 @@ export async function backupUserCluster(
   const backup = { repository: target.repository, userClusterName, backupId };
   // What to clean up, set before it exists: a file in the etcd pod, or a utility pod.
   let cleanUp: (() => Promise<unknown>) | undefined;
+  // B3, B4, verification and retention all run on the host that keeps the repository.
+  const repository = repositoryHost(target.repository);
   try {
     progress.step('B1 preflight: namespace, etcd Secret, a ready member to snapshot');
     const source = await quick.findSnapshotSource.executeWithOptions(
@@ -186,7 +189,9 @@ export async function backupUserCluster(
       );
 
     progress.step('B3 copy the snapshot out of the pod, hashing it on the way');
-    const copy = await long.copySnapshotToRepository.executeWithOptions(
+    const repo = await repository();
+    if (repo.host) progress.fact('repository host', repo.host);
+    const copy = await repo.long.copySnapshotToRepository.executeWithOptions(
       { summary: `B3 copy ${pod.pod}:${pathInPod} to backup ${backupId}` },
       [{ ...backup, source: { ...pod, path: pathInPod } }],
     );
@@ -203,7 +208,7 @@ export async function backupUserCluster(
       seconds > 0 ? Math.max(0, after.revision - before.revision) / seconds : undefined;
 
     progress.step('B4 store the backup outside the cluster, with its manifest');
-    const record = await long.commitBackup.executeWithOptions(
+    const record = await repo.long.commitBackup.executeWithOptions(
       { summary: `B4 store backup ${backupId}` },
       [
         {
@@ -241,7 +246,7 @@ export async function backupUserCluster(
         },
       ],
     );
-    const verified = await long.verifyBackup.executeWithOptions(
+    const verified = await repo.long.verifyBackup.executeWithOptions(
       { summary: `verify backup ${backupId}` },
       [backup],
     );
@@ -257,12 +262,13 @@ export async function backupUserCluster(
     let prunedBackupIds: string[] = [];
     if (params.retention) {
       progress.step(`retention: keep the newest ${params.retention.keepLast}`);
-      prunedBackupIds = await quick.pruneBackups({ ...backup, policy: params.retention });
+      prunedBackupIds = await repo.quick.pruneBackups({ ...backup, policy: params.retention });
       progress.fact('pruned', prunedBackupIds.join(', ') || 'none');
     }
     const lost = lock.lost();
     if (lost) warnings.push(`the cluster lock was lost during the backup: ${lost}`);
     for (const warning of warnings) progress.note(`warning: ${warning}`);
+    recordBackupStored(userClusterName, record.sizeBytes);
     progress.finish('succeeded', `backup ${backupId} stored and verified`);
     return { outcome: 'stored', backup: record, prunedBackupIds, warnings };
   } catch (error) {
@@ -273,7 +279,9 @@ export async function backupUserCluster(
     await CancellationScope.nonCancellable(async () => {
       // Leave nothing behind: the snapshot file (or its .part) in the pod, a utility pod, a staged copy.
       await cleanUp?.().catch(() => {});
-      await quick.abortBackup(backup).catch(() => {});
+      await repository()
+        .then((repo) => repo.quick.abortBackup(backup))
+        .catch(() => {});
     });
     throw error;
   } finally {

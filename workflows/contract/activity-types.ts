@@ -51,6 +51,12 @@ export interface ResolvedTarget {
   profile: ClusterProfile;
 }
 
+/** The host that keeps a repository, and the task queue of its activities there. */
+export interface RepositoryHost {
+  host: string;
+  taskQueue: string;
+}
+
 /** One backup in a repository. */
 export interface BackupRef extends RepositoryRef {
   userClusterName: string;

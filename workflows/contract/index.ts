@@ -7,6 +7,7 @@
 export * from './activity-types.js';
 export * from './etcd-versions.js';
 export * from './failures.js';
+export * from './metrics.js';
 export * from './names.js';
 export * from './requirements.js';
 export * from './schemas.js';

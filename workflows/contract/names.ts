@@ -10,6 +10,22 @@ import type { ClusterProfile } from './schemas.js';
 export const DEFAULT_TASK_QUEUE = 'etcd-ha-restore';
 
 /**
+ * A repository host's id (REPOSITORY_HOST_ID, by default the host name): letters, digits,
+ * ".", "_" and "-", at most 63 characters, so it fits in a task queue name.
+ */
+export const REPOSITORY_HOST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
+
+/**
+ * The task queue of one repository host: the worker on that host polls it besides the main
+ * queue, and a workflow runs there every activity that touches the repository, so one
+ * backup or restore never reads or writes a repository on two hosts (the pattern of the
+ * Temporal sample `worker-specific-task-queues`).
+ */
+export function repositoryHostTaskQueue(taskQueue: string, hostId: string): string {
+  return `${taskQueue}-host-${hostId}`;
+}
+
+/**
  * A backup id: it names a directory or an object key, so letters, digits, ".", "_" and
  * "-", alphanumeric first (no leading dot or dash), at most 128 characters.
  */

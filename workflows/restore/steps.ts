@@ -8,7 +8,7 @@
  * retried, repairs what it can, and waits for a person rather than fail.
  */
 import { ActivityCancellationType, ApplicationFailure, workflowInfo } from '@temporalio/workflow';
-import { long, persistent, quick } from '../activities.js';
+import { long, persistent, quick, type RepositoryProxies, repositoryHost } from '../activities.js';
 import {
   BUMP_REVISION_SINCE,
   type ClusterInventory,
@@ -87,6 +87,8 @@ export interface RestoreContext {
   origin?: Origin;
   /** Per member, the etcd binaries of its utility pod and the bump its restore used (H5a, H5c). */
   prepared: Map<number, PreparedMember>;
+  /** The repository's activities, on the host that keeps it (asked at the first use). */
+  repository: () => Promise<RepositoryProxies>;
 }
 
 /** What a member's utility pod restores with (H5a decides, H5c and a repair after the PONR use it). */
@@ -127,6 +129,7 @@ export function restoreContext(
     apiserver: workload('StatefulSet', profile.apiserverStatefulSet),
     maintenance: workload('Deployment', profile.maintenanceDeployment),
     prepared: new Map(),
+    repository: repositoryHost(target.repository),
   };
 }
 
@@ -162,11 +165,13 @@ export async function checkBackup(ctx: RestoreContext, undo: Undo): Promise<Snap
     userClusterName: params.userClusterName,
   };
   if (params.backup.importFile !== undefined) {
-    undo.register('import', `snapshot imported as backup ${importId}`, () =>
-      quick.deleteImportedBackup({ ...backupRef, backupId: importId }),
+    undo.register('import', `snapshot imported as backup ${importId}`, async () =>
+      (await ctx.repository()).quick.deleteImportedBackup({ ...backupRef, backupId: importId }),
     );
   }
-  const snapshot = await long.resolveSnapshotToRestore.executeWithOptions(
+  const repo = await ctx.repository();
+  if (repo.host) ctx.progress.fact('repository host', repo.host);
+  const snapshot = await repo.long.resolveSnapshotToRestore.executeWithOptions(
     { summary: 'check the backup', ...UNTIL_STOPPED },
     [{ ...backupRef, backup: params.backup, importId }],
   );
@@ -409,7 +414,8 @@ async function copySnapshotH5b(
   };
   const { record } = snapshot;
   ctx.progress.member(memberPodName(profile, n), `H5b copying the snapshot into ${pod}`);
-  await activities.copySnapshotIntoPod.executeWithOptions(
+  const repo = (await ctx.repository()).like(activities);
+  await repo.copySnapshotIntoPod.executeWithOptions(
     { summary: `H5b copy snapshot into ${pod}`, ...UNTIL_STOPPED },
     [
       {
