@@ -97,13 +97,18 @@ const histories = recordings.flatMap((recording) =>
     .map((name) => {
       const file = `${recording}/${name}`;
       const json = JSON.parse(readFileSync(join(HISTORIES, file), 'utf8')) as unknown;
+      const history = from(json);
+      // The id it ran with: a workflow that derives child ids from its own (backupAll)
+      // replays only under it.
+      const recordedId =
+        history.events?.[0]?.workflowExecutionStartedEventAttributes?.workflowId ?? undefined;
       return {
         file,
         recording,
         name: basename(name, '.json'),
-        workflowId: file,
+        workflowId: recordedId || file,
         json,
-        history: from(json),
+        history,
       };
     }),
 );
@@ -156,6 +161,7 @@ describe('replay of recorded histories against the current workflow code', () =>
     );
     const replayed: string[] = [];
     const problems: string[] = [];
+    const fileOf = new Map(histories.map((h) => [h.workflowId, h.file]));
     for await (const result of results) {
       replayed.push(result.workflowId);
       if (result.error) {
@@ -163,7 +169,7 @@ describe('replay of recorded histories against the current workflow code', () =>
           result.error instanceof DeterminismViolationError
             ? 'determinism violation'
             : 'replay error';
-        problems.push(`${result.workflowId}: ${kind}: ${result.error.message}`);
+        problems.push(`${fileOf.get(result.workflowId)}: ${kind}: ${result.error.message}`);
       }
     }
     assert.deepEqual(problems, []);
