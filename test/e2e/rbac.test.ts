@@ -208,8 +208,18 @@ test('deploy/ is consistent: one RoleBinding per configured user cluster and one
   }
   // The simulator's profile differs from GKE's only in its endpoints, so the names in the
   // rules (resourceNames) are the ones a real admin cluster has.
-  const { etcdEndpoint: _e, peerUrlTemplate: _p, ...names } = sim.profile;
-  const { etcdEndpoint: _ge, peerUrlTemplate: _gp, ...gkeNames } = clusterProfileSchema.parse({});
+  const {
+    etcdEndpoint: _e,
+    peerUrlTemplate: _p,
+    memberClientUrlTemplate: _m,
+    ...names
+  } = sim.profile;
+  const {
+    etcdEndpoint: _ge,
+    peerUrlTemplate: _gp,
+    memberClientUrlTemplate: _gm,
+    ...gkeNames
+  } = clusterProfileSchema.parse({});
   assert.deepEqual(names, gkeNames);
 });
 
