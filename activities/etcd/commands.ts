@@ -196,14 +196,14 @@ export function endpointStatusCommand(
   return endpointCommand(profile, 'status', [], options, tools);
 }
 
+/** How long etcdctl may take for a command that reads the whole keyspace (a count, a hash). */
+export const SCAN_TIMEOUT_S = 600;
+
 /**
  * How many keys existed at `revision`: `get "" --prefix --keys-only --limit=1 --rev=R`.
  * The response's `count` is the whole range's size even with a limit (etcdctl 3.4 has no
  * --count-only). With `revision` 0, the current revision.
  */
-/** How long etcdctl may take for a command that reads the whole keyspace (a count, a hash). */
-export const SCAN_TIMEOUT_S = 600;
-
 export function keyCountCommand(
   profile: EtcdConnection,
   revision: number,
