@@ -530,6 +530,9 @@ export async function recordOriginals(
       'record',
       `ConfigMap ${ctx.cluster.namespace}/etcd-ha-restore-record with the originals`,
       () => quick.clearRestoreRecord(ctx.cluster),
+      // Registered before every cluster change, so undone after them: the next restore
+      // needs the original counts and nodes to put back what this undo could not.
+      'it holds the originals of what is not put back; delete it once they are',
     );
   }
   await quick.recordRestore.executeWithOptions(

@@ -29,15 +29,29 @@ interface Change {
   what: string;
   /** Puts it back (before the point of no return); absent for changes only a person can settle. */
   undo?: () => Promise<unknown>;
+  /** Why it is kept, instead of undone, when an undo before it left something changed. */
+  keptWhileOthersRemain?: string;
 }
 
 export class Undo {
   private readonly changes = new Map<ChangeId, Change>();
 
-  /** Records a change before it is made, with how to put it back. */
-  register(id: ChangeId, what: string, undo?: () => Promise<unknown>): void {
+  /**
+   * Records a change before it is made, with how to put it back. With
+   * `keptWhileOthersRemain`, the undo runs only if every undo before it succeeded.
+   */
+  register(
+    id: ChangeId,
+    what: string,
+    undo?: () => Promise<unknown>,
+    keptWhileOthersRemain?: string,
+  ): void {
     this.changes.delete(id);
-    this.changes.set(id, undo ? { what, undo } : { what });
+    this.changes.set(id, {
+      what,
+      ...(undo ? { undo } : {}),
+      ...(keptWhileOthersRemain ? { keptWhileOthersRemain } : {}),
+    });
   }
 
   /** The change is put back (or no longer needs to be): it is no longer open. */
@@ -53,23 +67,20 @@ export class Undo {
   /**
    * Runs every open compensation, newest first, not cancellable, each one even if one
    * before it failed: leave as little changed as possible. Returns what could not be put back.
-   * The restore record (registered before every cluster change, so undone after them) is
-   * kept when anything else was not put back: it holds the original replica counts and
-   * nodes the next restore needs to put those back.
    */
   async unwind(progress: Progress): Promise<string[]> {
     const notUndone: string[] = [];
     await CancellationScope.nonCancellable(async () => {
-      for (const [id, { what, undo }] of [...this.changes.entries()].reverse()) {
+      for (const [id, { what, undo, keptWhileOthersRemain }] of [
+        ...this.changes.entries(),
+      ].reverse()) {
         progress.note(`undo: ${what}`);
         if (!undo) {
           notUndone.push(what);
           continue;
         }
-        if (id === 'record' && notUndone.length > 0) {
-          notUndone.push(
-            `${what} (kept: it holds the originals of what is not put back; delete it once they are)`,
-          );
+        if (keptWhileOthersRemain && notUndone.length > 0) {
+          notUndone.push(`${what} (kept: ${keptWhileOthersRemain})`);
           continue;
         }
         await undo().then(
