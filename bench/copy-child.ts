@@ -21,6 +21,7 @@ export interface CopyJob {
   localPath: string;
   /** For `in`: the local file's sha256, known as the repository knows it. */
   sha256?: string;
+  compression?: 'gzip';
 }
 
 export interface CopyChildResult {
@@ -30,6 +31,8 @@ export interface CopyChildResult {
   /** RSS when the copy started, and the process's peak (MiB). */
   startRssMiB: number;
   peakRssMiB: number;
+  /** Bytes that crossed the exec stream (absent from copy code that does not say). */
+  wireBytes?: number;
 }
 
 const job = JSON.parse(process.argv[2] ?? '{}') as CopyJob;
@@ -40,13 +43,19 @@ const file = { ...job.pod, path: job.podPath };
 const startRssMiB = process.memoryUsage().rss / 1048576;
 const cpuBefore = process.cpuUsage();
 const started = process.hrtime.bigint();
-if (job.direction === 'out') {
-  await copy.copyFromPod(config, file, copy.fileDestination(job.localPath), {
-    verify: 'snapshot-trailer',
-  });
-} else {
-  await copy.copyToPod(config, await copy.fileSource(job.localPath, job.sha256), file);
-}
+const compression = job.compression ? { compression: job.compression } : {};
+const copied =
+  job.direction === 'out'
+    ? await copy.copyFromPod(config, file, copy.fileDestination(job.localPath), {
+        verify: 'snapshot-trailer',
+        ...compression,
+      })
+    : await copy.copyToPod(
+        config,
+        await copy.fileSource(job.localPath, job.sha256),
+        file,
+        compression,
+      );
 const seconds = Number(process.hrtime.bigint() - started) / 1e9;
 const cpu = process.cpuUsage(cpuBefore);
 const result: CopyChildResult = {
@@ -54,5 +63,8 @@ const result: CopyChildResult = {
   cpuSeconds: (cpu.user + cpu.system) / 1e6,
   startRssMiB,
   peakRssMiB: process.resourceUsage().maxRSS / 1024,
+  ...('wireBytes' in copied && typeof copied.wireBytes === 'number'
+    ? { wireBytes: copied.wireBytes }
+    : {}),
 };
 console.log(JSON.stringify(result));

@@ -24,7 +24,7 @@ import { fixed, median, type Section, type Target } from './report.js';
 import { startSimProcess } from './sim.js';
 
 const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CURRENT_MODULE = join(REPO_ROOT, 'activities', 'kube', 'copy.ts');
+export const CURRENT_MODULE = join(REPO_ROOT, 'activities', 'kube', 'copy.ts');
 
 export interface CopyBenchOptions {
   sizesMiB: number[];
@@ -35,16 +35,18 @@ export interface CopyBenchOptions {
   baseline?: string;
 }
 
-type Direction = 'out' | 'in';
-interface Sample {
+export type Direction = 'out' | 'in';
+export interface Sample {
   seconds: number;
   peakRssMiB: number;
   cpuSeconds: number;
   /** Peak RSS minus RSS when the copy started (our copy only). */
   growthMiB?: number;
+  /** Bytes that crossed the exec stream (our copy only). */
+  wireBytes?: number;
 }
 
-const POD = { namespace: 'bench', pod: 'kube-etcd-0', container: 'kube-etcd' };
+export const POD = { namespace: 'bench', pod: 'kube-etcd-0', container: 'kube-etcd' };
 
 /** Whether ws finds bufferutil (its native masking) from where it is installed. */
 const nativeMasking = (() => {
@@ -62,64 +64,11 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
   const baselineDir = options.baseline ? takeBaseline(options.baseline) : undefined;
   try {
     const { config } = connectKube(sim.kubeconfigPath);
-    const kubectlHome = join(options.scratch, 'kubectl-home');
-    mkdirSync(kubectlHome, { recursive: true });
-    const kubectlEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: kubectlHome };
-    const k = (...args: string[]) => [
+    const { ours, kubectlCp, execCat, removeInPod } = copyRunners(
+      sim.kubeconfigPath,
       options.kubectl,
-      `--kubeconfig=${sim.kubeconfigPath}`,
-      `--cache-dir=${join(kubectlHome, 'cache')}`,
-      ...args,
-    ];
-    const removeInPod = (path: string) =>
-      execInPodChecked(config, { ...POD, argv: ['rm', '-f', path, `${path}.part`] });
-
-    const ours =
-      (module: string, env?: NodeJS.ProcessEnv) =>
-      async (direction: Direction, file: LocalFile) => {
-        const job: CopyJob = {
-          module,
-          kubeconfigPath: sim.kubeconfigPath,
-          direction,
-          pod: POD,
-          podPath: direction === 'out' ? file.podPath : '/bench-in.db',
-          localPath: direction === 'out' ? join(options.scratch, 'out.db') : file.path,
-          sha256: file.sha256,
-        };
-        const run = await measureCommand(
-          [process.execPath, '--import', 'tsx', 'bench/copy-child.ts', JSON.stringify(job)],
-          { cwd: REPO_ROOT, env: { ...process.env, ...env } },
-        );
-        const child = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as CopyChildResult;
-        return {
-          seconds: child.seconds,
-          peakRssMiB: run.peakRssMiB,
-          cpuSeconds: child.cpuSeconds,
-          growthMiB: child.peakRssMiB - child.startRssMiB,
-        };
-      };
-    const kubectlCp = async (direction: Direction, file: LocalFile) => {
-      const remote = `${POD.namespace}/${POD.pod}:${direction === 'out' ? file.podPath : '/bench-in.db'}`;
-      const local = direction === 'out' ? join(options.scratch, 'out.db') : file.path;
-      const args = direction === 'out' ? [remote, local] : [local, remote];
-      return sampleOf(
-        await measureCommand(k('cp', '-c', POD.container, ...args), { env: kubectlEnv }),
-      );
-    };
-    const execCat = async (direction: Direction, file: LocalFile) => {
-      const exec = ['exec', '-n', POD.namespace, POD.pod, '-c', POD.container];
-      const run =
-        direction === 'out'
-          ? await measureCommand(k(...exec, '--', 'cat', file.podPath), {
-              env: kubectlEnv,
-              stdoutFile: join(options.scratch, 'out.db'),
-            })
-          : await measureCommand(
-              k(...exec, '-i', '--', 'sh', '-c', 'cat > "$1"', 'sh', '/bench-in.db'),
-              { env: kubectlEnv, stdinFile: file.path },
-            );
-      return sampleOf(run);
-    };
+      options.scratch,
+    );
 
     const contenders: { name: string; run: (d: Direction, f: LocalFile) => Promise<Sample> }[] = [
       { name: `this project${nativeMasking ? ' (bufferutil)' : ''}`, run: ours(CURRENT_MODULE) },
@@ -189,7 +138,77 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
   }
 }
 
-interface LocalFile {
+/**
+ * How each contender copies `file` out of or into the bench pod: this project's copy (a
+ * process of its own, bench/copy-child.ts), `kubectl cp` and `kubectl exec -- cat`.
+ */
+export function copyRunners(kubeconfigPath: string, kubectl: string, scratch: string) {
+  const { config } = connectKube(kubeconfigPath);
+  const kubectlHome = join(scratch, 'kubectl-home');
+  mkdirSync(kubectlHome, { recursive: true });
+  const kubectlEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: kubectlHome };
+  const k = (...args: string[]) => [
+    kubectl,
+    `--kubeconfig=${kubeconfigPath}`,
+    `--cache-dir=${join(kubectlHome, 'cache')}`,
+    ...args,
+  ];
+  const removeInPod = (path: string) =>
+    execInPodChecked(config, { ...POD, argv: ['rm', '-f', path, `${path}.part`] });
+
+  const ours =
+    (module: string, env?: NodeJS.ProcessEnv, compression?: 'gzip') =>
+    async (direction: Direction, file: LocalFile) => {
+      const job: CopyJob = {
+        module,
+        kubeconfigPath,
+        direction,
+        pod: POD,
+        podPath: direction === 'out' ? file.podPath : '/bench-in.db',
+        localPath: direction === 'out' ? join(scratch, 'out.db') : file.path,
+        sha256: file.sha256,
+        ...(compression ? { compression } : {}),
+      };
+      const run = await measureCommand(
+        [process.execPath, '--import', 'tsx', 'bench/copy-child.ts', JSON.stringify(job)],
+        { cwd: REPO_ROOT, env: { ...process.env, ...env } },
+      );
+      const child = JSON.parse(run.stdout.trim().split('\n').at(-1) ?? '{}') as CopyChildResult;
+      return {
+        seconds: child.seconds,
+        peakRssMiB: run.peakRssMiB,
+        cpuSeconds: child.cpuSeconds,
+        growthMiB: child.peakRssMiB - child.startRssMiB,
+        ...(child.wireBytes !== undefined ? { wireBytes: child.wireBytes } : {}),
+      };
+    };
+  const kubectlCp = async (direction: Direction, file: LocalFile) => {
+    const remote = `${POD.namespace}/${POD.pod}:${direction === 'out' ? file.podPath : '/bench-in.db'}`;
+    const local = direction === 'out' ? join(scratch, 'out.db') : file.path;
+    const args = direction === 'out' ? [remote, local] : [local, remote];
+    return sampleOf(
+      await measureCommand(k('cp', '-c', POD.container, ...args), { env: kubectlEnv }),
+    );
+  };
+  const execCat = async (direction: Direction, file: LocalFile) => {
+    const exec = ['exec', '-n', POD.namespace, POD.pod, '-c', POD.container];
+    const run =
+      direction === 'out'
+        ? await measureCommand(k(...exec, '--', 'cat', file.podPath), {
+            env: kubectlEnv,
+            stdoutFile: join(scratch, 'out.db'),
+          })
+        : await measureCommand(
+            k(...exec, '-i', '--', 'sh', '-c', 'cat > "$1"', 'sh', '/bench-in.db'),
+            { env: kubectlEnv, stdinFile: file.path },
+          );
+    return sampleOf(run);
+  };
+
+  return { ours, kubectlCp, execCat, removeInPod };
+}
+
+export interface LocalFile {
   mib: number;
   path: string;
   podPath: string;

@@ -2,9 +2,9 @@
  * `npm run bench [-- --quick] [--only copy,backup,...] [--baseline REV] [--no-write]`
  *
  * Measures the copies, the backup, the restore, the orchestration, a resume after a
- * SIGKILL and a fleet of backups against the simulated admin cluster (in a process of its
- * own), prints the tables and writes them with the machine's description to
- * bench/RESULTS.md. Asserts nothing: targets are read off the figures.
+ * SIGKILL, a fleet of backups and compression on paced links against the simulated admin
+ * cluster (in a process of its own), prints the tables and writes them with the machine's
+ * description to bench/RESULTS.md. Asserts nothing: targets are read off the figures.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,11 +12,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { findKubectl } from '../test/sim/kubectl.js';
+import { benchCompression } from './compression.js';
 import { benchCopies } from './copy.js';
 import { describeMachine, renderSection, renderTargets, type Section } from './report.js';
 import { benchWorkflows } from './workflows.js';
 
-const SECTIONS = ['copy', 'workflows'] as const;
+const SECTIONS = ['copy', 'workflows', 'compression'] as const;
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
@@ -54,6 +55,17 @@ try {
   }
   if (only.includes('workflows')) {
     sections.push(...(await benchWorkflows({ quick, scratch })));
+  }
+  if (only.includes('compression')) {
+    sections.push(
+      await benchCompression({
+        fillMiB: quick ? 128 : 256,
+        linksMiBps: quick ? [50] : [0, 50, 20],
+        rounds: quick ? 1 : 2,
+        kubectl: kubectl.path,
+        scratch,
+      }),
+    );
   }
 } finally {
   rmSync(scratch, { recursive: true, force: true });

@@ -5,8 +5,11 @@
  *   tsx bench/sim-process.ts '{"clusters":[{"name":"bench","members":1}],"kubeconfigPath":"..."}'
  *
  * When every cluster is Ready it prints one JSON line (`SimInfo`) on stdout, then runs until
- * SIGTERM, when it stops the simulator (every process and file it made).
+ * SIGTERM, when it stops the simulator (every process and file it made). A line
+ * `{"execBandwidthBytesPerSecond":N}` on stdin paces every exec stream to N bytes/s (0 lifts
+ * the limit); it answers `limited`.
  */
+import { createInterface } from 'node:readline';
 import { type SimCluster, startSimCluster } from '../test/sim/index.js';
 import type { SimInfo, SimRequest } from './sim.js';
 
@@ -46,3 +49,11 @@ const info: SimInfo = {
   })),
 };
 console.log(JSON.stringify(info));
+
+createInterface({ input: process.stdin }).on('line', (line) => {
+  const { execBandwidthBytesPerSecond: limit } = JSON.parse(line) as {
+    execBandwidthBytesPerSecond: number;
+  };
+  sim.faults.limitExecBandwidth(limit > 0 ? limit : undefined);
+  console.log('limited');
+});

@@ -25,6 +25,8 @@ export interface SimInfo {
 
 export interface SimProcess extends SimInfo {
   pid: number;
+  /** Paces every exec stream to `bytesPerSecond` (a slow link); undefined lifts the limit. */
+  limitExecBandwidth(bytesPerSecond: number | undefined): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -35,7 +37,7 @@ export async function startSimProcess(request: SimRequest): Promise<SimProcess> 
   const child = spawn(
     process.execPath,
     ['--import', 'tsx', 'bench/sim-process.ts', JSON.stringify(request)],
-    { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+    { cwd: REPO_ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
   );
   // SIGTERM, not SIGKILL: the simulator then removes its processes and files by itself.
   const killOnExit = () => child.kill('SIGTERM');
@@ -45,12 +47,12 @@ export async function startSimProcess(request: SimRequest): Promise<SimProcess> 
     stderr = (stderr + chunk.toString()).slice(-4000);
   });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const lines = createInterface({ input: child.stdout });
   const info = await new Promise<SimInfo>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error('the simulator is not ready')),
       READY_TIMEOUT_MS,
     );
-    const lines = createInterface({ input: child.stdout });
     lines.on('line', (line) => {
       if (!line.startsWith('{')) return;
       clearTimeout(timer);
@@ -64,6 +66,20 @@ export async function startSimProcess(request: SimRequest): Promise<SimProcess> 
   return {
     ...info,
     pid: child.pid ?? 0,
+    async limitExecBandwidth(bytesPerSecond) {
+      const done = new Promise<void>((resolve) => {
+        const onLine = (line: string) => {
+          if (line !== 'limited') return;
+          lines.off('line', onLine);
+          resolve();
+        };
+        lines.on('line', onLine);
+      });
+      child.stdin?.write(
+        `${JSON.stringify({ execBandwidthBytesPerSecond: bytesPerSecond ?? 0 })}\n`,
+      );
+      await done;
+    },
     async stop() {
       process.removeListener('exit', killOnExit);
       child.kill('SIGTERM');

@@ -117,6 +117,12 @@ const adminClusterSchema = z
     adminEtcd: adminEtcdProfileOverridesSchema.optional(),
     /** How the admin control-plane node is reached for its PKI (A2); no admin backup without it. */
     ssh: adminSshSchema.optional(),
+    /**
+     * How snapshot copies to and from this admin cluster's pods cross the wire: `gzip` for a
+     * slow link to its API server (bench/RESULTS.md measures where it pays), `none` (the
+     * default) for a fast one, where gzip only costs CPU in the pod and on the worker.
+     */
+    copyCompression: z.enum(['none', 'gzip']).default('none'),
   })
   .refine(
     (c) => (c.kubeconfig === undefined) !== (c.inCluster === undefined),

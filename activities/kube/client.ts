@@ -19,6 +19,8 @@ export interface Kube {
   core: CoreV1Api;
   apps: AppsV1Api;
   policy: PolicyV1Api;
+  /** How snapshot copies cross the wire to this admin cluster (its configuration's). */
+  copyCompression?: 'none' | 'gzip';
 }
 
 /** The clients of the admin cluster a request names: the dependency activities get. */
@@ -37,7 +39,7 @@ export function kubeClientsOf(targets: WorkerTargets): KubeClients {
     forCluster({ adminCluster }) {
       const { config } = targets.adminCluster(adminCluster);
       try {
-        return connectKube(config);
+        return { ...connectKube(config), copyCompression: config.copyCompression };
       } catch (error) {
         activityLog().error(
           `cannot load the kubeconfig of admin cluster ${adminCluster} (${config.kubeconfig ?? 'in-cluster service account'}): ${String(error)}`,

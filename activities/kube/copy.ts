@@ -21,6 +21,14 @@
  * Hashes in a pod use `openssl dgst -sha256` where the image has it (it uses the CPU's SHA
  * instructions: about 4x faster than coreutils' sha256sum here), else `sha256sum`.
  *
+ * Compression (`compression: 'gzip'`, for a slow link to the API server): the bytes cross
+ * the wire as a gzip stream (`gzip -1` in the pod out of it, `gzip -dc` in the pod into it;
+ * zlib, off the event loop, on this side). Only the wire changes: both ends hold the file's
+ * own bytes, hashed and checked as above, and a resume sends a fresh gzip stream of the
+ * missing tail. Used only where the pod has gzip and, into a pod, where the API server
+ * speaks v5 (gzip -dc must see stdin close, which v4 cannot say); otherwise the copy runs
+ * uncompressed, and its result says which.
+ *
  * Liveness: a copy during which no byte moves for `stallTimeoutMs` (default 2 min) fails,
  * retryably, saying at which byte it stalled; progress is reported about once a second.
  * Failures of the worker's own disk (ENOSPC, EIO) fail the copy with a message that names
@@ -28,7 +36,7 @@
  *
  * Commands used in the pod, all in BusyBox too (no `stat`, `flock`, GNU `mv -T`):
  *   sh, head, tail, tee, wc, cat, sha256sum, mv (without -T), rm, mkdir, sync (with file
- *   arguments, never a global sync), df; openssl where present.
+ *   arguments, never a global sync), df; openssl and gzip where present.
  * (Today's helpers need sh, head, tail, tee, wc, sha256sum, mv, rm and sync; the others are
  * the rest of what a lean utility image is known to have.)
  */
@@ -37,6 +45,7 @@ import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
+import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { CopyResult } from '../../workflows/contract/index.js';
 import { errorMessage, execInPodChecked } from './exec.js';
@@ -69,6 +78,11 @@ export interface CopyOptions {
   verify?: 'sha256sum' | 'snapshot-trailer';
   /** Exec subprotocols to offer (default v5, then v4). */
   protocols?: readonly string[];
+  /**
+   * `gzip`: the bytes cross the wire gzipped where the pod can (see the module comment);
+   * copyFromPod with `verify: 'snapshot-trailer'` and copyToPod only. Default `none`.
+   */
+  compression?: 'none' | 'gzip';
 }
 
 export const DEFAULT_STALL_TIMEOUT_MS = 2 * 60_000;
@@ -155,27 +169,44 @@ export async function podFileSizes(
   paths: readonly string[],
   options: ProbeOptions = {},
 ): Promise<(number | undefined)[]> {
-  const script = 'for f in "$@"; do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done';
-  const { stdout } = await execInPodChecked(kubeConfig, {
+  return (await probeFiles(kubeConfig, pod, paths, options)).sizes;
+}
+
+/**
+ * podFileSizes, and in the same exec whether the pod has gzip (`gzip: true` asks) and
+ * which exec protocol the server chose: what a copy needs to know before it starts.
+ */
+async function probeFiles(
+  kubeConfig: KubeConfig,
+  pod: Omit<PodFile, 'path'>,
+  paths: readonly string[],
+  options: ProbeOptions & { gzip?: boolean } = {},
+): Promise<{ sizes: (number | undefined)[]; gzip: boolean; protocol: string }> {
+  const sizes = 'for f in "$@"; do if [ -f "$f" ]; then wc -c < "$f"; else echo -; fi; done';
+  const gzip = 'if command -v gzip >/dev/null 2>&1; then echo gzip; else echo -; fi';
+  const { stdout, protocol } = await execInPodChecked(kubeConfig, {
     ...target(pod),
     name: 'wc -c',
-    argv: ['sh', '-c', script, 'sh', ...paths],
+    argv: ['sh', '-c', options.gzip ? `${sizes}\n${gzip}` : sizes, 'sh', ...paths],
     signal: options.signal,
     timeoutMs: options.timeoutMs ?? DEFAULT_STALL_TIMEOUT_MS,
     protocols: options.protocols,
   });
   const lines = stdout.trim().split('\n');
-  return paths.map((path, i) => {
+  const unexpected = (what: string) =>
+    new Error(`unexpected output from ${what}: ${JSON.stringify(stdout.slice(0, 200))}`);
+  const found = paths.map((path, i) => {
     const line = lines[i]?.trim();
     if (line === '-') return undefined;
     const size = Number(line);
     if (line === undefined || line === '' || !Number.isSafeInteger(size) || size < 0) {
-      throw new Error(
-        `unexpected output from wc -c of ${path}: ${JSON.stringify(stdout.slice(0, 200))}`,
-      );
+      throw unexpected(`wc -c of ${path}`);
     }
     return size;
   });
+  const gzipLine = options.gzip ? lines[paths.length]?.trim() : '-';
+  if (gzipLine !== 'gzip' && gzipLine !== '-') throw unexpected('command -v gzip');
+  return { sizes: found, gzip: gzipLine === 'gzip', protocol };
 }
 
 /** Size of a file in a pod, or undefined when it does not exist; no hashing. */
@@ -279,8 +310,14 @@ export async function copyFromPod(
 
   let sizeBytes: number;
   let podSha256: string | undefined;
+  let compress = false;
   if (trailer) {
-    const size = await podFileSize(kubeConfig, source, probe);
+    const probed = await probeFiles(kubeConfig, source, [source.path], {
+      ...probe,
+      gzip: options.compression === 'gzip',
+    });
+    const [size] = probed.sizes;
+    compress = probed.gzip;
     if (size === undefined) throw new Error(`${source.namespace}/${where} does not exist`);
     if (!hasSnapshotTrailerSize(size)) {
       throw new CopyVerificationError(
@@ -302,10 +339,12 @@ export async function copyFromPod(
   // The hash of what we already have, so the one computed on the way covers every byte.
   if (have > 0) have = await hashExisting(destination, have, hasher, into, signal);
 
+  let wireBytes = 0;
   if (have < sizeBytes) {
-    await receive(kubeConfig, source, destination, have, sizeBytes, hasher, {
+    wireBytes = await receive(kubeConfig, source, destination, have, sizeBytes, hasher, {
       ...options,
       stallTimeoutMs,
+      compress,
       what: `copy of ${where} into ${into}`,
       into,
     });
@@ -329,10 +368,31 @@ export async function copyFromPod(
       `copy of ${where} into ${into} does not match the source: ${problem}; ${discarded}`,
     );
   }
-  return { sizeBytes, sha256, resumedFromBytes: have };
+  return {
+    sizeBytes,
+    sha256,
+    resumedFromBytes: have,
+    wireBytes,
+    ...(compress ? { compression: 'gzip' } : {}),
+  };
 }
 
-/** The `tail -c +N` part of copyFromPod: bytes in, hashed, counted, written durably. */
+/**
+ * $1 the file, $2 its first byte to send (1-based): the rest of the file as a gzip stream
+ * on stdout. Exits non-zero if reading or gzip failed (a pipeline's status is its last
+ * command's, so each reports its own failure on fd 3).
+ */
+const SEND_GZIPPED = [
+  'exec 4>&1',
+  'failed=$( { { if [ "$2" -le 1 ]; then cat "$1"; else tail -c "+$2" "$1"; fi || echo "reading $1" >&3; } |',
+  '  { gzip -1c || echo gzip >&3; } >&4; } 3>&1 )',
+  '[ -z "$failed" ] || { echo "failed: $failed" >&2; exit 1; }',
+].join('\n');
+
+/**
+ * The `tail -c +N` part of copyFromPod: bytes in (gunzipped if `compress`), hashed,
+ * counted, written durably. Resolves with the bytes that crossed the wire.
+ */
 async function receive(
   kubeConfig: KubeConfig,
   source: PodFile,
@@ -340,8 +400,8 @@ async function receive(
   have: number,
   sizeBytes: number,
   hasher: SnapshotHasher,
-  options: CopyOptions & { stallTimeoutMs: number; what: string; into: string },
-): Promise<void> {
+  options: CopyOptions & { stallTimeoutMs: number; compress: boolean; what: string; into: string },
+): Promise<number> {
   const watch = copyWatch(have, sizeBytes, options);
   let sinkError: unknown;
   try {
@@ -358,29 +418,44 @@ async function receive(
         callback(null, chunk);
       },
     });
+    // A stream cut off mid-way ends what was decoded so far, not an error: those bytes are
+    // written for the next attempt like any others (the exec's failure says what broke).
+    const gunzip = options.compress
+      ? createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH, chunkSize: 1 << 20 })
+      : undefined;
+    const stdout = gunzip ?? counter;
     let failure: unknown;
     // Handled at once: a rejection left for later (ENOSPC while the exec still runs) would
     // be an unhandled rejection, which ends a Node process.
-    const written = pipeline(counter, sink).catch((error: unknown) => {
-      failure ??= error;
-    });
+    const written = (gunzip ? pipeline(gunzip, counter, sink) : pipeline(counter, sink)).catch(
+      (error: unknown) => {
+        failure ??= error;
+      },
+    );
     // Whatever happens to the exec, the bytes received are written for the next attempt
     // (exec ends the sink after a broken stream; it destroys it when aborted).
-    await execInPodChecked(kubeConfig, {
+    const result = await execInPodChecked(kubeConfig, {
       ...target(source),
-      // From the start, `cat`: measured about 20 % faster than `tail -c +1` for 512 MiB
-      // (coreutils' tail writes 4 KiB at a time, cat 128 KiB: far more, smaller exec frames).
-      name: have === 0 ? 'cat' : 'tail -c',
-      argv: have === 0 ? ['cat', source.path] : ['tail', '-c', `+${have + 1}`, source.path],
-      stdout: counter,
+      ...(options.compress
+        ? {
+            name: 'gzip -1c',
+            argv: ['sh', '-c', SEND_GZIPPED, 'sh', source.path, String(have + 1)],
+          }
+        : {
+            // From the start, `cat`: measured about 20 % faster than `tail -c +1` for 512 MiB
+            // (coreutils' tail writes 4 KiB at a time, cat 128 KiB: far more, smaller frames).
+            name: have === 0 ? 'cat' : 'tail -c',
+            argv: have === 0 ? ['cat', source.path] : ['tail', '-c', `+${have + 1}`, source.path],
+          }),
+      stdout,
       signal: watch.signal,
       protocols: options.protocols,
     }).catch((error: unknown) => {
       failure = error;
-      counter.destroy(); // exec releases its sink; this makes sure of it
+      stdout.destroy(); // exec releases its sink; this makes sure of it
     });
     await written;
-    if (failure === undefined && sinkError === undefined) return;
+    if (failure === undefined && sinkError === undefined) return result?.stdoutBytes ?? 0;
     const at = `at byte ${have + watch.bytesMoved} of ${sizeBytes}`;
     if (options.signal?.aborted) throw options.signal.reason;
     if (sinkError !== undefined) {
@@ -412,12 +487,12 @@ export async function copyToPod(
   const partial: PodFile = { ...destination, path: `${destination.path}.part` };
   const into = `${destination.pod}:${destination.path}`;
 
-  const [existing, partialSize] = await podFileSizes(
-    kubeConfig,
-    destination,
-    [destination.path, partial.path],
-    probe,
-  );
+  const probed = await probeFiles(kubeConfig, destination, [destination.path, partial.path], {
+    ...probe,
+    gzip: options.compression === 'gzip',
+  });
+  const [existing, partialSize] = probed.sizes;
+  const compress = probed.gzip && probed.protocol === 'v5.channel.k8s.io';
   if (existing === local.sizeBytes) {
     // Same size: worth one hash to find out whether it is already there.
     const there = await statPodFile(kubeConfig, destination, signal, probeHash(options));
@@ -430,13 +505,16 @@ export async function copyToPod(
   }
   // The pod's hash of the bytes as they arrived: the whole file's only when none was there.
   let streamed = '';
+  let wireBytes = 0;
   if (have < local.sizeBytes) {
     const arrived = await send(kubeConfig, source, partial, have, {
       ...options,
       stallTimeoutMs,
+      compress,
       what: `copy of ${source.name} into ${into}`,
     });
-    if (have === 0) streamed = arrived;
+    if (have === 0) streamed = arrived.sha256;
+    wireBytes = arrived.wireBytes;
   } else {
     options.onProgress?.({ bytesDone: have, totalBytes: local.sizeBytes });
   }
@@ -461,7 +539,14 @@ export async function copyToPod(
     signal,
   });
   const [verdict, gotSize, gotSha256] = stdout.trim().split(/\s+/);
-  if (verdict === 'ok') return { ...local, resumedFromBytes: have };
+  if (verdict === 'ok') {
+    return {
+      ...local,
+      resumedFromBytes: have,
+      wireBytes,
+      ...(compress && wireBytes > 0 ? { compression: 'gzip' as const } : {}),
+    };
+  }
   if (verdict === 'mismatch') {
     throw new CopyVerificationError(
       `copy of ${source.name} into ${into} does not match (pod has ${gotSize} bytes, sha256 ${gotSha256}; ` +
@@ -507,17 +592,27 @@ const RECEIVE_AND_HASH = [
   '[ "$status" = 0 ]',
 ].join('\n');
 
+/** RECEIVE_AND_HASH of a gzip stream on stdin ($1 counts its decompressed bytes). */
+const RECEIVE_GZIPPED_AND_HASH = [
+  HASH_STDIN,
+  'exec 4>&1',
+  'status=$( { { { gzip -dc || echo gzip >&3; } | head -c "$1" | tee -a "$2"; echo "$?" >&3; } |',
+  '  hash_stdin >&4; } 3>&1 )',
+  '[ "$status" = 0 ]',
+].join('\n');
+
 /**
  * The upload part of copyToPod: `head -c N | tee -a part`, fed from the source with
- * backpressure; resolves with the pod's sha256 of the bytes sent.
+ * backpressure (gzipped on the way if `compress`); resolves with the pod's sha256 of the
+ * bytes sent and the bytes that crossed the wire.
  */
 async function send(
   kubeConfig: KubeConfig,
   source: CopySource,
   partial: PodFile,
   have: number,
-  options: CopyOptions & { stallTimeoutMs: number; what: string },
-): Promise<string> {
+  options: CopyOptions & { stallTimeoutMs: number; compress: boolean; what: string },
+): Promise<{ sha256: string; wireBytes: number }> {
   const remaining = source.sizeBytes - have;
   const watch = copyWatch(have, source.sizeBytes, options);
   let sourceError: unknown;
@@ -534,22 +629,42 @@ async function send(
         callback(null, chunk);
       },
     });
+    let wireBytes = 0;
+    const gzip = options.compress ? createGzip({ level: 1, chunkSize: 1 << 20 }) : undefined;
+    const wire = new Transform({
+      highWaterMark: 1 << 20,
+      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+        wireBytes += chunk.length;
+        callback(null, chunk);
+      },
+    });
+    const stdin = gzip ? wire : counter;
     // A read error ends stdin early (the exec reports it); exec destroys stdin when it ends.
-    pipeline(body, counter).catch(() => undefined);
+    (gzip ? pipeline(body, counter, gzip, wire) : pipeline(body, counter)).catch(() => undefined);
     let failure: unknown;
-    // `head -c N` ends by itself after N bytes, so this works on v4 (no stdin close) too.
+    // `head -c N` ends by itself after N bytes, so this works on v4 (no stdin close) too;
+    // `gzip -dc` needs the close (v5 only: copyToPod compresses only then).
     const result = await execInPodChecked(kubeConfig, {
       ...target(partial),
-      name: 'head -c',
-      argv: ['sh', '-c', RECEIVE_AND_HASH, 'sh', String(remaining), partial.path],
-      stdin: counter,
+      name: options.compress ? 'gzip -dc | head -c' : 'head -c',
+      argv: [
+        'sh',
+        '-c',
+        options.compress ? RECEIVE_GZIPPED_AND_HASH : RECEIVE_AND_HASH,
+        'sh',
+        String(remaining),
+        partial.path,
+      ],
+      stdin,
       signal: watch.signal,
       protocols: options.protocols,
     }).catch((error: unknown) => {
       failure = error;
-      counter.destroy();
+      stdin.destroy();
     });
-    if (result && failure === undefined && sourceError === undefined) return result.stdout.trim();
+    if (result && failure === undefined && sourceError === undefined) {
+      return { sha256: result.stdout.trim(), wireBytes: gzip ? wireBytes : remaining };
+    }
     const at = `at byte ${have + watch.bytesMoved} of ${source.sizeBytes}`;
     if (options.signal?.aborted) throw options.signal.reason;
     if (sourceError !== undefined) {

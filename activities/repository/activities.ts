@@ -52,14 +52,16 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
      */
     async copySnapshotToRepository(input: BackupRef & { source: PodFileRef }): Promise<CopyResult> {
       const step = `copy ${input.source.pod}:${input.source.path} to backup ${input.backupId}`;
+      const kube = deps.kube.forCluster(input.source);
       return copyFromPod(
-        deps.kube.forCluster(input.source).config,
+        kube.config,
         input.source,
         stagingDestination(storeOf(input), keyOf(input)),
         {
           onProgress: copyProgress(step),
           signal: cancellationSignal(),
           verify: 'snapshot-trailer',
+          compression: kube.copyCompression,
         },
       );
     },
@@ -154,8 +156,9 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
       const record = await store.get(key);
       const { destination } = input;
       const name = `backup ${record.id}`;
+      const kube = deps.kube.forCluster(destination);
       return copyToPod(
-        deps.kube.forCluster(destination).config,
+        kube.config,
         {
           name,
           sizeBytes: record.sizeBytes,
@@ -166,6 +169,7 @@ export function createRepositoryActivities(deps: RepositoryActivityDeps) {
         {
           onProgress: copyProgress(`copy ${name} into ${destination.pod}:${destination.path}`),
           signal: cancellationSignal(),
+          compression: kube.copyCompression,
         },
       );
     },

@@ -51,8 +51,9 @@ export function createAdminRepositoryActivities(deps: AdminRepositoryActivityDep
     ): Promise<CopyResult> {
       const store = storeOf(input);
       const key = keyOf(input);
+      const kube = deps.kube.forCluster(input.source);
       return copyFromPod(
-        deps.kube.forCluster(input.source).config,
+        kube.config,
         input.source,
         {
           name: `admin backup ${input.backupId}`,
@@ -65,6 +66,7 @@ export function createAdminRepositoryActivities(deps: AdminRepositoryActivityDep
           signal: cancellationSignal(),
           // Checked by the snapshot's own sha256 trailer: nothing is hashed in the live etcd pod.
           verify: 'snapshot-trailer',
+          compression: kube.copyCompression,
         },
       );
     },

@@ -112,8 +112,9 @@ function runActivity<K extends keyof Activities>(
   name: K,
   input: Parameters<Activities[K]>[0],
   env = new MockActivityEnvironment(),
+  from: Activities = real,
 ): Promise<Awaited<ReturnType<Activities[K]>>> {
-  return env.run(real[name] as (i: unknown) => Promise<Awaited<ReturnType<Activities[K]>>>, input);
+  return env.run(from[name] as (i: unknown) => Promise<Awaited<ReturnType<Activities[K]>>>, input);
 }
 
 /** An etcd-snapshot-shaped file: `bodyBytes` (a multiple of 512) then the body's sha256. */
@@ -591,6 +592,168 @@ describe('copy', () => {
     );
     assert.equal(into.resumedFromBytes, 0);
     assert.equal(await podSha256(etcdPod(1), '/v4-in.db'), sha256(data));
+  });
+});
+
+/** Snapshot-shaped and compressible as etcd's Kubernetes objects are (JSON, repeated keys). */
+function compressibleSnapshot(bodyBytes: number): Buffer {
+  const lines: string[] = [];
+  let length = 0;
+  for (let i = 0; length < bodyBytes; i++) {
+    const line = `{"kind":"ConfigMap","metadata":{"name":"cm-${i}","uid":"${randomBytes(16).toString('hex')}","resourceVersion":"${i * 7}"},"data":{"k":"${randomBytes(24).toString('base64')}"}}\n`;
+    lines.push(line);
+    length += line.length;
+  }
+  const body = Buffer.from(lines.join('')).subarray(0, bodyBytes);
+  return Buffer.concat([body, createHash('sha256').update(body).digest()]);
+}
+
+describe('copy gzipped on the wire', () => {
+  const data = compressibleSnapshot(6 * MiB);
+
+  test('out of a pod: fewer bytes cross, cut mid-stream, resumed, byte-identical and verified', async () => {
+    await putInPod(etcdPod(0), '/gz-out.db', data);
+    const destination = join(scratch, 'gz-out.db');
+    const source = { ...etcdPod(0), path: '/gz-out.db' };
+    const options = { verify: 'snapshot-trailer', compression: 'gzip' } as const;
+    // The probe prints a few bytes; the gzip stream is cut after 256 KiB of it.
+    sim.faults.dropExecAfterBytes(256 * 1024, { namespace: ns, pod: 'kube-etcd-0', count: 2 });
+    await assert.rejects(copyFromPod(kube().config, source, fileDestination(destination), options));
+    const partial = readFileSync(destination);
+    assert.ok(
+      partial.length > 256 * 1024 && partial.length < data.length,
+      `${partial.length} bytes`,
+    );
+    assert.ok(
+      partial.equals(data.subarray(0, partial.length)),
+      'what arrived is a prefix of the file',
+    );
+
+    const wireBefore = sim.faults.execLink.bytes;
+    const result = await copyFromPod(kube().config, source, fileDestination(destination), options);
+    const wire = sim.faults.execLink.bytes - wireBefore;
+    assert.equal(result.compression, 'gzip');
+    assert.equal(result.resumedFromBytes, partial.length);
+    assert.equal(result.sha256, sha256(data));
+    assert.ok(readFileSync(destination).equals(data));
+    const rest = data.length - partial.length;
+    assert.ok(wire < rest / 2, `${wire} bytes crossed the wire for the last ${rest}`);
+    assert.ok(result.wireBytes !== undefined && result.wireBytes < rest / 2);
+  });
+
+  test('into a pod: fewer bytes cross, a cut stream fails, a partial upload is resumed, verified in the pod', async () => {
+    const local = join(scratch, 'gz-in.db');
+    writeFileSync(local, data);
+    const destination = { ...etcdPod(1), path: '/gz-in.db' };
+    const part = { ...destination, path: '/gz-in.db.part' };
+    sim.faults.dropExecAfterBytes(256 * 1024, {
+      namespace: ns,
+      pod: 'kube-etcd-1',
+      direction: 'in',
+    });
+    await assert.rejects(
+      copyToPod(kube().config, await fileSource(local), destination, { compression: 'gzip' }),
+    );
+    // How much of a cut stream the pod's gzip -dc had written is a race; a partial upload
+    // of a known size is set up instead, and must be what the pod then has.
+    await putInPod(etcdPod(1), part.path, data.subarray(0, MiB));
+    const wireBefore = sim.faults.execLink.bytes;
+    const result = await copyToPod(kube().config, await fileSource(local), destination, {
+      compression: 'gzip',
+    });
+    const wire = sim.faults.execLink.bytes - wireBefore;
+    assert.equal(result.compression, 'gzip');
+    assert.equal(result.resumedFromBytes, MiB);
+    assert.equal(await podSha256(etcdPod(1), '/gz-in.db'), sha256(data));
+    assert.equal(await podFileSize(kube().config, part), undefined, 'the partial file is gone');
+    assert.ok(wire < (data.length - MiB) / 2, `${wire} bytes crossed the wire`);
+  });
+
+  test("the worker's copyCompression: gzip reaches the copy activities; the default copies plain", async () => {
+    const gz = createActivities(
+      activityDeps(
+        parseWorkerConfig(
+          simWorkerConfig(sim, join(scratch, 'backups'), {
+            adminClusters: {
+              sim: {
+                kubeconfig: sim.kubeconfigPath,
+                profile: sim.profile,
+                copyCompression: 'gzip',
+              },
+            },
+          }),
+          'the test',
+        ),
+        repositoryHostOf(ns, 'test-host'),
+      ),
+    );
+    const env = new MockActivityEnvironment();
+    await putInPod(etcdPod(0), '/gz-activity.db', data);
+    const backup = { repository: 'local', userClusterName: ns, backupId: 'gz-1' };
+    const copy = await runActivity(
+      'copySnapshotToRepository',
+      { ...backup, source: { ...etcdPod(0), path: '/gz-activity.db' } },
+      env,
+      gz,
+    );
+    assert.equal(copy.compression, 'gzip');
+    assert.equal(copy.sha256, sha256(data));
+    await runActivity(
+      'commitBackup',
+      {
+        ...backup,
+        record: {
+          member: 0,
+          sourcePod: 'kube-etcd-0',
+          createdAt: new Date().toISOString(),
+          revision: 1,
+          totalKeys: 1,
+          etcdHash: 1,
+          origin: 'taken',
+          toolVersions: {},
+          sha256: copy.sha256,
+          sizeBytes: copy.sizeBytes,
+        },
+      },
+      env,
+      gz,
+    );
+    const into = await runActivity(
+      'copySnapshotIntoPod',
+      { backup, destination: { ...etcdPod(2), path: '/gz-activity-in.db' } },
+      env,
+      gz,
+    );
+    assert.equal(into.compression, 'gzip');
+    assert.equal(await podSha256(etcdPod(2), '/gz-activity-in.db'), sha256(data));
+    const plain = await runActivity('copySnapshotIntoPod', {
+      backup,
+      destination: { ...etcdPod(1), path: '/gz-activity-plain.db' },
+    });
+    assert.equal(plain.compression, undefined);
+    assert.equal(plain.wireBytes, data.length);
+  });
+
+  test('into a pod over v4 it is not compressed (gzip -dc needs stdin to close); out of one it is', async () => {
+    const local = join(scratch, 'gz-v4.db');
+    writeFileSync(local, data);
+    const into = await copyToPod(
+      kube().config,
+      await fileSource(local),
+      { ...etcdPod(2), path: '/gz-v4.db' },
+      { protocols: V4, compression: 'gzip' },
+    );
+    assert.equal(into.compression, undefined);
+    assert.equal(into.wireBytes, data.length);
+    assert.equal(await podSha256(etcdPod(2), '/gz-v4.db'), sha256(data));
+    const out = await copyFromPod(
+      kube().config,
+      { ...etcdPod(2), path: '/gz-v4.db' },
+      fileDestination(join(scratch, 'gz-v4-out.db')),
+      { protocols: V4, verify: 'snapshot-trailer', compression: 'gzip' },
+    );
+    assert.equal(out.compression, 'gzip');
+    assert.equal(out.sha256, sha256(data));
   });
 });
 
@@ -1142,6 +1305,61 @@ describe('a lean (BusyBox) utility image', () => {
       const copy = await copyFromPod(kube().config, into, fileDestination(out), { verify });
       assert.ok(copy.resumedFromBytes > 0, `${verify}: resumed`);
       assert.equal(copy.sha256, sha256(data));
+    }
+
+    // Asked to gzip, an image without gzip copies uncompressed, verified all the same.
+    const plain = await copyToPod(
+      kube().config,
+      await fileSource(local),
+      { ...lean, path: '/lean-gz.db' },
+      { compression: 'gzip' },
+    );
+    assert.equal(plain.compression, undefined);
+    assert.equal(
+      (await statPodFile(kube().config, { ...lean, path: '/lean-gz.db' }))?.sha256,
+      sha256(data),
+    );
+    const plainOut = await copyFromPod(
+      kube().config,
+      into,
+      fileDestination(join(scratch, 'lean-gz-out.db')),
+      {
+        verify: 'snapshot-trailer',
+        compression: 'gzip',
+      },
+    );
+    assert.equal(plainOut.compression, undefined);
+    assert.equal(plainOut.sha256, sha256(data));
+    // With BusyBox's gzip linked in, both directions compress with it.
+    await execInPodChecked(kube().config, {
+      ...lean,
+      argv: [busybox, 'ln', '-sf', busybox, '/bb/gzip'],
+    });
+    try {
+      const gzIn = await copyToPod(
+        kube().config,
+        await fileSource(local),
+        { ...lean, path: '/lean-gz2.db' },
+        { compression: 'gzip' },
+      );
+      assert.equal(gzIn.compression, 'gzip');
+      assert.equal(
+        (await statPodFile(kube().config, { ...lean, path: '/lean-gz2.db' }))?.sha256,
+        sha256(data),
+      );
+      const gzOut = await copyFromPod(
+        kube().config,
+        into,
+        fileDestination(join(scratch, 'lean-gz2-out.db')),
+        {
+          verify: 'snapshot-trailer',
+          compression: 'gzip',
+        },
+      );
+      assert.equal(gzOut.compression, 'gzip');
+      assert.equal(gzOut.sha256, sha256(data));
+    } finally {
+      await execInPodChecked(kube().config, { ...lean, argv: ['rm', '-f', '/bb/gzip'] });
     }
 
     // Without sha256sum in the image, a snapshot still copies out: nothing hashes in the pod.

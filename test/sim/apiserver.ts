@@ -792,6 +792,7 @@ export class ApiServer {
         command,
         ...(drop?.direction === 'out' ? { dropAfterBytes: drop.afterBytes } : {}),
         ...(drop?.direction === 'in' ? { dropAfterInputBytes: drop.afterBytes } : {}),
+        link: this.faults.execLink,
         onDone: () => end?.(),
       });
     });

@@ -155,6 +155,27 @@ test('fault: an exec stream dropped after N bytes ends without a status', async 
   assert.equal(ok.stdout.toString().trim(), '1000000');
 });
 
+test('fault: a limited link paces exec output and stdin, and counts their bytes', async () => {
+  const mib = 1024 * 1024;
+  sim.faults.limitExecBandwidth(8 * mib);
+  try {
+    // 4 MiB each way at 8 MiB/s cannot take less than about half a second (a 50 ms burst
+    // passes at once); a lower bound only, so a loaded machine cannot fail it.
+    const before = sim.faults.execLink.bytes;
+    let started = performance.now();
+    const out = await sh(`head -c ${4 * mib} /dev/zero`);
+    assert.equal(out.stdout.length, 4 * mib);
+    assert.ok(performance.now() - started >= 400, `4 MiB out in ${performance.now() - started} ms`);
+    started = performance.now();
+    const into = await sh('wc -c', { stdin: Buffer.alloc(4 * mib) });
+    assert.equal(into.stdout.toString().trim(), String(4 * mib));
+    assert.ok(performance.now() - started >= 400, `4 MiB in in ${performance.now() - started} ms`);
+    assert.ok(sim.faults.execLink.bytes - before >= 8 * mib);
+  } finally {
+    sim.faults.clear();
+  }
+});
+
 test('fault: exec requests can fail with 500', async () => {
   sim.faults.failNext(1, 500, { verb: 'exec' });
   await assert.rejects(sh('true'));

@@ -7,12 +7,14 @@
  *
  * Flow control: process output is paused while more than HIGH_WATER bytes are queued on the
  * socket, so a multi-GiB stream runs in constant memory at the speed of the reader; the
- * socket is paused while the process does not take its stdin.
+ * socket is paused while the process does not take its stdin. Either is also paused while
+ * a limited link (ExecLink) says the stream is ahead of its pace.
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { WebSocket } from 'ws';
+import type { ExecLink } from './faults.js';
 import { kill } from './sandbox.js';
 
 export const EXEC_PROTOCOLS = ['v5.channel.k8s.io', 'v4.channel.k8s.io'];
@@ -28,6 +30,8 @@ export interface ExecSession {
   dropAfterBytes?: number;
   /** Abort the connection once this many stdin bytes were received. */
   dropAfterInputBytes?: number;
+  /** Counts the stream's bytes and paces them when the link is limited. */
+  link?: ExecLink;
   onDone: (result: { exitCode: number | null; dropped: boolean }) => void;
 }
 
@@ -91,6 +95,20 @@ export function runExec(session: ExecSession): void {
     kill(child);
   };
 
+  // Output resumes when the socket has drained and the link's pace allows.
+  let outputPaced = 0;
+  const resumeOutput = () => {
+    if (inflight < LOW_WATER && outputPaced === 0) for (const o of outputs) o.resume();
+  };
+  /** Pauses a direction for as long as the link says; `resume` once the wait is over. */
+  const pace = (bytes: number, pause: () => void, resume: () => void): boolean => {
+    const wait = session.link?.take(bytes) ?? 0;
+    if (wait <= 0) return false;
+    pause();
+    setTimeout(resume, wait);
+    return true;
+  };
+
   const send = (channel: number, data: Buffer) => {
     if (ws.readyState !== ws.OPEN) return;
     const frame = Buffer.allocUnsafe(data.length + 1);
@@ -98,9 +116,22 @@ export function runExec(session: ExecSession): void {
     data.copy(frame, 1);
     inflight += frame.length;
     if (inflight > HIGH_WATER) for (const o of outputs) o.pause();
+    if (channel === 1 || channel === 2) {
+      pace(
+        data.length,
+        () => {
+          outputPaced += 1;
+          for (const o of outputs) o.pause();
+        },
+        () => {
+          outputPaced -= 1;
+          resumeOutput();
+        },
+      );
+    }
     ws.send(frame, { binary: true }, () => {
       inflight -= frame.length;
-      if (inflight < LOW_WATER) for (const o of outputs) o.resume();
+      resumeOutput();
     });
   };
 
@@ -144,9 +175,25 @@ export function runExec(session: ExecSession): void {
           return;
         }
         received += data.length;
-        if (!stdin.write(data)) {
+        let draining = !stdin.write(data);
+        let paced = false;
+        const resumeInput = () => {
+          if (!draining && !paced && !finished) ws.resume();
+        };
+        paced = pace(
+          data.length,
+          () => ws.pause(),
+          () => {
+            paced = false;
+            resumeInput();
+          },
+        );
+        if (draining) {
           ws.pause();
-          stdin.once('drain', () => ws.resume());
+          stdin.once('drain', () => {
+            draining = false;
+            resumeInput();
+          });
         }
       } else if (channel === 255 && v5 && buf[1] === 0) {
         stdin.end();

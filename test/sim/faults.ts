@@ -62,12 +62,40 @@ interface LatencyRule {
   match?: RequestMatch;
 }
 
+/**
+ * The link between the API server's clients and it, as exec streams see it: every byte of
+ * every stream (stdin in, output out) counted, and, when limited, paced to `bytesPerSecond`
+ * across all streams together, as one slow link would (a burst of 50 ms passes at once).
+ */
+export class ExecLink {
+  /** Bytes carried by exec streams, both directions, since the simulator started. */
+  bytes = 0;
+  bytesPerSecond?: number;
+  private nextFree = 0;
+
+  /** @internal Counts `n` bytes; how long (ms) the stream must wait before it sends more. */
+  take(n: number): number {
+    this.bytes += n;
+    if (!this.bytesPerSecond) return 0;
+    const now = performance.now();
+    this.nextFree = Math.max(this.nextFree, now) + (n / this.bytesPerSecond) * 1000;
+    return Math.max(0, this.nextFree - now - 50);
+  }
+}
+
 export class Faults {
   private fails: FailRule[] = [];
   private drops: DropRule[] = [];
   private latencies: LatencyRule[] = [];
   /** How many requests were failed on purpose so far. */
   injected = 0;
+  /** What exec streams carry, and how fast they may (`limitExecBandwidth`). */
+  readonly execLink = new ExecLink();
+
+  /** Pace all exec streams together to `bytesPerSecond` (a slow link) until `clear()`; undefined lifts it. */
+  limitExecBandwidth(bytesPerSecond: number | undefined): void {
+    this.execLink.bytesPerSecond = bytesPerSecond;
+  }
 
   /**
    * Answer the next `count` matching requests with `code` (429 carries `Retry-After: 1`;
@@ -103,6 +131,7 @@ export class Faults {
     this.fails = [];
     this.drops = [];
     this.latencies = [];
+    this.execLink.bytesPerSecond = undefined;
   }
 
   /** @internal The status code to fail this request with, if a rule says so. */

@@ -25,7 +25,9 @@ function file(name: string, text: string): string {
 describe('from the environment alone: one admin cluster, one repository, both "default"', () => {
   test('defaults', () => {
     const config = loadWorkerConfig({ HOME: '/home/sre', ADMIN_CLUSTER_KUBECONFIG: '/k/admin' });
-    assert.deepEqual(config.adminClusters, { default: { kubeconfig: '/k/admin' } });
+    assert.deepEqual(config.adminClusters, {
+      default: { kubeconfig: '/k/admin', copyCompression: 'none' },
+    });
     assert.deepEqual(config.repositories, {
       default: { path: '/home/sre/.local/share/etcd-ha-restore/backups' },
     });
@@ -128,6 +130,16 @@ surprise: true
         assert.match(m, /surprise/);
         return true;
       },
+    );
+    assert.throws(
+      () =>
+        loadWorkerConfig({
+          ETCD_HA_RESTORE_CONFIG: file(
+            'zstd.yaml',
+            'adminClusters: { a: { kubeconfig: /k, copyCompression: zstd } }\nrepositories: { r: { path: /r } }\n',
+          ),
+        }),
+      /adminClusters\.a\.copyCompression/,
     );
     assert.throws(
       () => loadWorkerConfig({ ETCD_HA_RESTORE_CONFIG: file('notyaml.yaml', 'a: [') }),
@@ -281,7 +293,10 @@ describe('inCluster: the worker in a pod of the admin cluster uses its service a
     });
 
   test('inCluster: true instead of a kubeconfig; both, or neither, are refused', () => {
-    assert.deepEqual(parse({ inCluster: true }).adminClusters.admin, { inCluster: true });
+    assert.deepEqual(parse({ inCluster: true }).adminClusters.admin, {
+      inCluster: true,
+      copyCompression: 'none',
+    });
     const oneOf = /adminClusters\.admin: give exactly one of kubeconfig .* and inCluster: true/;
     assert.throws(() => parse({ inCluster: true, kubeconfig: '/k' }), oneOf);
     assert.throws(() => parse({}), oneOf);

@@ -234,6 +234,10 @@ export interface CopyResult {
   sha256: string;
   /** Bytes already in place from an earlier attempt, not sent again. */
   resumedFromBytes: number;
+  /** Bytes that crossed the exec stream in this attempt (compressed, if `compression`). */
+  wireBytes?: number;
+  /** Set when the bytes crossed the wire gzipped (the files at both ends are not). */
+  compression?: 'gzip';
 }
 
 /** The backup a restore will use, verified; where its bytes are is the worker's business. */
