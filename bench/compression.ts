@@ -5,11 +5,11 @@
  * stream together, as one slow link) and on the unpaced loopback. Interleaved as in (a).
  */
 import { execFileSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectKube } from '../activities/kube/client.js';
 import { copyToPod, fileSource } from '../activities/kube/copy.js';
+import { sha256OfFile } from '../activities/repository/fs-io.js';
 import {
   CURRENT_MODULE,
   copyRunners,
@@ -40,7 +40,7 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
     const cluster = sim.clusters[0] as SimClusterInfo;
     console.log(`bench: filling etcd with ${options.fillMiB} MiB of objects for (g)`);
     await fillEtcd(cluster, options.fillMiB * MiB);
-    const file = snapshotOf(cluster, join(options.scratch, 'k8s.db'));
+    const file = await snapshotOf(cluster, join(options.scratch, 'k8s.db'));
     const { config } = connectKube(sim.kubeconfigPath);
     await copyToPod(config, await fileSource(file.path, file.sha256), {
       ...POD,
@@ -134,7 +134,7 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
 }
 
 /** `etcdctl snapshot save` of the cluster's first member, on this host, as a bench file. */
-function snapshotOf(cluster: SimClusterInfo, path: string): LocalFile {
+async function snapshotOf(cluster: SimClusterInfo, path: string): Promise<LocalFile> {
   execFileSync(
     '/usr/bin/etcdctl',
     [
@@ -154,6 +154,6 @@ function snapshotOf(cluster: SimClusterInfo, path: string): LocalFile {
     path,
     podPath: '/bench-k8s.db',
     sizeBytes,
-    sha256: createHash('sha256').update(readFileSync(path)).digest('hex'),
+    sha256: await sha256OfFile(path),
   };
 }

@@ -84,7 +84,7 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
       ...(baselineDir
         ? [
             {
-              // The baseline as it was installed: without bufferutil.
+              // Beside "this project, JS masking": the same masking, so only the code differs.
               name: `before (${options.baseline}, JS masking)`,
               run: ours(join(baselineDir, 'copy.ts'), { WS_NO_BUFFER_UTIL: '1' }),
             },

@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [--only copy,backup,...] [--baseline REV] [--no-write]`
+ * `npm run bench [-- --quick] [--only copy,workflows,compression] [--baseline REV] [--no-write]`
  *
  * Measures the copies, the backup, the restore, the orchestration, a resume after a
  * SIGKILL, a fleet of backups and compression on paced links against the simulated admin

@@ -78,7 +78,12 @@ export async function startSimProcess(request: SimRequest): Promise<SimProcess> 
       child.stdin?.write(
         `${JSON.stringify({ execBandwidthBytesPerSecond: bytesPerSecond ?? 0 })}\n`,
       );
-      await done;
+      await Promise.race([
+        done,
+        exited.then(() => {
+          throw new Error(`the simulator exited: ${stderr}`);
+        }),
+      ]);
     },
     async stop() {
       process.removeListener('exit', killOnExit);

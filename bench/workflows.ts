@@ -423,9 +423,9 @@ async function restoreFloorOf(
   );
   for (const i of members)
     await execInPodChecked(config, { ...pod(i), argv: ['rm', '-f', '/floor-in.db'] });
-  const ports = await Promise.all(
-    members.map(async () => ({ client: await freePort(), peer: await freePort() })),
-  );
+  // One after another: ports asked for at once could be handed out twice.
+  const ports: { client: number; peer: number }[] = [];
+  for (const _ of members) ports.push({ client: await freePort(), peer: await freePort() });
   const peerUrl = (i: number) => `http://127.0.0.1:${ports[i]?.peer}`;
   const initialCluster = members.map((i) => `floor${i}=${peerUrl(i)}`).join(',');
   const restore = await timed(() =>

@@ -2,8 +2,8 @@
  * Copy a file out of a pod (SPEC B3) or into one (R3, H5b) over exec, in constant memory,
  * resumable and verified. Resuming works as `kubectl cp --retries` does: the side that
  * receives keeps what it already has (under a temporary name in a pod), and only the
- * missing tail is sent (`tail -c +N` out of the pod, `head -c N >>` into it; a copy out
- * from the first byte is a plain `cat`).
+ * missing tail is sent (`tail -c +N` out of the pod, appended to `<path>.part` in it; a
+ * copy out from the first byte is a plain `cat`).
  *
  * Verification:
  * - Out of a pod, an etcd snapshot (`verify: 'snapshot-trailer'`) needs no hashing in the
@@ -17,19 +17,24 @@
  *   check hashes the file once with openssl (less CPU in the pod than hashing on the way);
  *   elsewhere the pod hashes the bytes as they arrive (`head -c N | tee -a part | hash`),
  *   as a second `sha256sum` pass would cost as long as the upload itself; a resumed copy
- *   hashes the whole partial file once. The size and sha256 must be the source's before
- *   the file is synced and renamed into place.
+ *   hashes the whole partial file once (and, over v5, appends the tail without hashing it).
+ *   The file is synced while it is hashed, and renamed into place only if its size and
+ *   sha256 are the source's.
  * On a resume, the hash of the bytes already received is recomputed from the destination.
  * Hashes in a pod use `openssl dgst -sha256` where the image has it (it uses the CPU's SHA
  * instructions: about 4x faster than coreutils' sha256sum here), else `sha256sum`.
  *
  * Compression (`compression: 'gzip'`, for a slow link to the API server): the bytes cross
- * the wire as a gzip stream (`gzip -1` in the pod out of it, `gzip -dc` in the pod into it;
- * zlib, off the event loop, on this side). Only the wire changes: both ends hold the file's
- * own bytes, hashed and checked as above, and a resume sends a fresh gzip stream of the
- * missing tail. Used only where the pod has gzip and, into a pod, where the API server
- * speaks v5 (gzip -dc must see stdin close, which v4 cannot say); otherwise the copy runs
- * uncompressed, and its result says which.
+ * the wire as a gzip stream (`nice gzip -1` in the pod out of it, where `nice` is there:
+ * the pod may be a live etcd's; `gzip -dc` in the pod into it; zlib, off the event loop,
+ * on this side). Only the wire changes: both ends hold the file's own bytes, hashed and
+ * checked as above, and a resume sends a fresh gzip stream of the missing tail. Used only
+ * where the pod has gzip, out of a pod only for a snapshot (`verify: 'snapshot-trailer'`),
+ * and into a pod only where the API server speaks v5 (gzip -dc must see stdin close, which
+ * v4 cannot say); otherwise the copy runs uncompressed, and its result says which.
+ * Whatever needs stdin to close offers v5 alone: a server that then answers v4 is refused
+ * at once, and the retry probes again, instead of a command waiting for an end that v4
+ * never sends.
  *
  * Liveness: a copy during which no byte moves for `stallTimeoutMs` (default 2 min) fails,
  * retryably, saying at which byte it stalled; progress is reported about once a second.
@@ -37,20 +42,21 @@
  * the file, never the process; every stream and file handle is closed on every path.
  *
  * Commands used in the pod, all in BusyBox too (no `stat`, `flock`, GNU `mv -T`):
- *   sh, head, tail, tee, wc, cat, sha256sum, mv (without -T), rm, mkdir, sync (with file
- *   arguments, never a global sync), df; openssl and gzip where present.
- * (Today's helpers need sh, head, tail, tee, wc, sha256sum, mv, rm and sync; the others are
- * the rest of what a lean utility image is known to have.)
+ *   sh (with `command -v`), head, tail, tee, wc, cat, sha256sum, mv (without -T), rm,
+ *   mkdir, sync (with file arguments, never a global sync), df; openssl, gzip and nice
+ *   where present.
+ * (Today's helpers need sh, head, tail, tee, wc, cat, sha256sum, mv, rm and sync; the
+ * others are the rest of what a lean utility image is known to have.)
  */
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { type Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
-import { createGunzip, createGzip, constants as zlibConstants } from 'node:zlib';
+import { createGunzip, createGzip, type ZlibOptions, constants as zlibConstants } from 'node:zlib';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { CopyResult } from '../../workflows/contract/index.js';
-import { errorMessage, execInPodChecked } from './exec.js';
+import { CommandFailedError, errorMessage, execInPodChecked } from './exec.js';
 
 export interface PodFile {
   namespace: string;
@@ -103,6 +109,7 @@ const HASH_STDIN = [
   '  h=${h%% *}; [ -n "$h" ] && echo "$h"',
   '}',
 ].join('\n');
+const V5 = 'v5.channel.k8s.io';
 /** An etcd snapshot ends in the sha256 of the rest (etcdutl: `hasHash := size%512 == 32`). */
 const TRAILER_BYTES = 32;
 
@@ -390,7 +397,7 @@ export async function copyFromPod(
     sha256,
     resumedFromBytes: have,
     wireBytes,
-    ...(compress ? { compression: 'gzip' } : {}),
+    ...(compress && wireBytes > 0 ? { compression: 'gzip' } : {}),
   };
 }
 
@@ -401,8 +408,9 @@ export async function copyFromPod(
  */
 const SEND_GZIPPED = [
   'exec 4>&1',
+  'if command -v nice >/dev/null 2>&1; then gz() { nice -n 19 gzip -1c; }; else gz() { gzip -1c; }; fi',
   'failed=$( { { if [ "$2" -le 1 ]; then cat "$1"; else tail -c "+$2" "$1"; fi || echo "reading $1" >&3; } |',
-  '  { gzip -1c || echo gzip >&3; } >&4; } 3>&1 )',
+  '  { gz || echo gzip >&3; } >&4; } 3>&1 )',
   '[ -z "$failed" ] || { echo "failed: $failed" >&2; exit 1; }',
 ].join('\n');
 
@@ -421,11 +429,16 @@ async function receive(
 ): Promise<number> {
   const watch = copyWatch(have, sizeBytes, options);
   let sinkError: unknown;
+  let decodeError: unknown;
   try {
     const sink = await io(`opening ${options.into}`, () => destination.writeFrom(have));
     sink.on('error', (error) => {
-      // A sink destroyed because the copy was stopped (stall, abort) is not the cause.
-      if (!watch.signal.aborted) sinkError ??= error;
+      // Only the sink's own failure (ENOSPC, EIO) is the disk's: not a sink destroyed
+      // because the copy was stopped (stall, abort), the stream broke (premature close) or
+      // the gzip stream did not decode.
+      if (watch.signal.aborted || decodeError !== undefined) return;
+      if ((error as { code?: unknown }).code === 'ERR_STREAM_PREMATURE_CLOSE') return;
+      sinkError ??= error;
     });
     const counter = new Transform({
       highWaterMark: 1 << 20,
@@ -437,9 +450,19 @@ async function receive(
     });
     // A stream cut off mid-way ends what was decoded so far, not an error: those bytes are
     // written for the next attempt like any others (the exec's failure says what broke).
-    const gunzip = options.compress
-      ? createGunzip({ finishFlush: zlibConstants.Z_SYNC_FLUSH, chunkSize: 1 << 20 })
-      : undefined;
+    // zlib hands its options to the Transform too: a 1 MiB highWaterMark, so that exec
+    // does not pause the socket at every frame.
+    const gunzipOptions: ZlibOptions & { highWaterMark: number } = {
+      finishFlush: zlibConstants.Z_SYNC_FLUSH,
+      chunkSize: 1 << 20,
+      highWaterMark: 1 << 20,
+    };
+    const gunzip = options.compress ? createGunzip(gunzipOptions) : undefined;
+    gunzip?.on('error', (error) => {
+      decodeError ??= new Error(
+        `the gzip stream from ${source.pod} does not decode at byte ${have + watch.bytesMoved}: ${errorMessage(error)}`,
+      );
+    });
     const stdout = gunzip ?? counter;
     let failure: unknown;
     // Handled at once: a rejection left for later (ENOSPC while the exec still runs) would
@@ -472,14 +495,19 @@ async function receive(
       stdout.destroy(); // exec releases its sink; this makes sure of it
     });
     await written;
-    if (failure === undefined && sinkError === undefined) return result?.stdoutBytes ?? 0;
+    if (failure === undefined && sinkError === undefined && decodeError === undefined)
+      return result?.stdoutBytes ?? 0;
     const at = `at byte ${have + watch.bytesMoved} of ${sizeBytes}`;
     if (options.signal?.aborted) throw options.signal.reason;
     if (sinkError !== undefined) {
       throw ioError(`writing ${options.into} failed ${at}`, sinkError, 'the bytes before are kept');
     }
     if (watch.stalled) throw watch.signal.reason;
-    throw failure;
+    // A stream that did not decode: what the pod said if it failed (`failed: gzip`), else
+    // the decode error. Either is retryable; the bytes before are kept.
+    throw decodeError !== undefined && !(failure instanceof CommandFailedError)
+      ? decodeError
+      : failure;
   } finally {
     watch.stop();
   }
@@ -509,24 +537,26 @@ export async function copyToPod(
     commands: options.compression === 'gzip' ? ['gzip', 'openssl'] : ['openssl'],
   });
   const [existing, partialSize] = probed.sizes;
-  const v5 = probed.protocol === 'v5.channel.k8s.io';
+  const v5 = probed.protocol === V5;
   const compress = v5 && probed.has('gzip');
   // Where stdin can close (v5) and the pod hashes with openssl, the upload only appends
   // (`cat >>`) and the check hashes the file once: measured here for 512 MiB, 0.8 s of CPU
   // in the pod against 1.7 s for `head -c N | tee -a | openssl` (head and tee move 8 KiB
   // at a time). Elsewhere (v4: `head -c N` must end the upload; sha256sum: a second pass
-  // costs 1.5 s) the bytes are hashed as they arrive.
-  const hashOnTheWay = !(v5 && probed.has('openssl'));
+  // costs 1.5 s) the bytes are hashed as they arrive — unless the copy resumes, when the
+  // whole file is hashed at the end anyway.
   if (existing === local.sizeBytes) {
     // Same size: worth one hash to find out whether it is already there.
     const there = await statPodFile(kubeConfig, destination, signal, probeHash(options));
-    if (there?.sha256 === local.sha256) return { ...local, resumedFromBytes: local.sizeBytes };
+    if (there?.sha256 === local.sha256)
+      return { ...local, resumedFromBytes: local.sizeBytes, wireBytes: 0 };
   }
   let have = partialSize ?? 0;
   if (have > local.sizeBytes) {
     await removeInPod(kubeConfig, partial, probe);
     have = 0;
   }
+  const hashOnTheWay = !(v5 && (probed.has('openssl') || have > 0));
   // The pod's hash of the bytes as they arrived: the whole file's only when none was there.
   let streamed = '';
   let wireBytes = 0;
@@ -620,11 +650,11 @@ const RECEIVE_AND_HASH = [
   '[ "$status" = 0 ]',
 ].join('\n');
 
-/** RECEIVE_AND_HASH of a gzip stream on stdin ($1 counts its decompressed bytes; v5 only). */
-/** $2 the partial file: stdin appended to it, until stdin closes (v5 only); prints nothing. */
+/** $2 the partial file: stdin (gunzipped) appended to it until stdin closes (v5 only). */
 const APPEND = 'cat >> "$2"';
 const APPEND_GUNZIPPED = 'gzip -dc >> "$2"';
 
+/** RECEIVE_AND_HASH of a gzip stream on stdin ($1 counts its decompressed bytes; v5 only). */
 const RECEIVE_GZIPPED_AND_HASH = [
   HASH_STDIN,
   'exec 4>&1',
@@ -634,9 +664,9 @@ const RECEIVE_GZIPPED_AND_HASH = [
 ].join('\n');
 
 /**
- * The upload part of copyToPod: `head -c N | tee -a part`, fed from the source with
+ * The upload part of copyToPod: the source's tail appended to the partial file, fed with
  * backpressure (gzipped on the way if `compress`); resolves with the pod's sha256 of the
- * bytes sent and the bytes that crossed the wire.
+ * bytes sent (`hashOnTheWay`; else empty) and the bytes that crossed the wire.
  */
 async function send(
   kubeConfig: KubeConfig,
@@ -667,17 +697,23 @@ async function send(
       },
     });
     let wireBytes = 0;
-    const gzip = options.compress ? createGzip({ level: 1, chunkSize: 1 << 20 }) : undefined;
-    const wire = new Transform({
-      highWaterMark: 1 << 20,
-      transform(chunk: Buffer, _encoding, callback: TransformCallback) {
-        wireBytes += chunk.length;
-        callback(null, chunk);
-      },
-    });
-    const stdin = gzip ? wire : counter;
-    // A read error ends stdin early (the exec reports it); exec destroys stdin when it ends.
-    (gzip ? pipeline(body, counter, gzip, wire) : pipeline(body, counter)).catch(() => undefined);
+    let stdin: Readable = counter;
+    if (options.compress) {
+      const wire = new Transform({
+        highWaterMark: 1 << 20,
+        transform(chunk: Buffer, _encoding, callback: TransformCallback) {
+          wireBytes += chunk.length;
+          callback(null, chunk);
+        },
+      });
+      stdin = wire;
+      // A read error ends stdin early (the exec reports it); exec destroys stdin when it ends.
+      pipeline(body, counter, createGzip({ level: 1, chunkSize: 1 << 20 }), wire).catch(
+        () => undefined,
+      );
+    } else {
+      pipeline(body, counter).catch(() => undefined);
+    }
     let failure: unknown;
     // `head -c N` ends by itself after N bytes, so this works on v4 (no stdin close) too;
     // `gzip -dc` and a plain append need the close (v5 only: copyToPod uses them only then).
@@ -688,19 +724,20 @@ async function send(
       : options.compress
         ? APPEND_GUNZIPPED
         : APPEND;
+    const needsClose = options.compress || !options.hashOnTheWay;
     const result = await execInPodChecked(kubeConfig, {
       ...target(partial),
       name: options.hashOnTheWay ? 'head -c | tee -a' : options.compress ? 'gzip -dc >>' : 'cat >>',
       argv: ['sh', '-c', script, 'sh', String(remaining), partial.path],
       stdin,
       signal: watch.signal,
-      protocols: options.protocols,
+      protocols: needsClose ? [V5] : options.protocols,
     }).catch((error: unknown) => {
       failure = error;
       stdin.destroy();
     });
     if (result && failure === undefined && sourceError === undefined) {
-      return { sha256: result.stdout.trim(), wireBytes: gzip ? wireBytes : remaining };
+      return { sha256: result.stdout.trim(), wireBytes: options.compress ? wireBytes : remaining };
     }
     const at = `at byte ${have + watch.bytesMoved} of ${source.sizeBytes}`;
     if (options.signal?.aborted) throw options.signal.reason;

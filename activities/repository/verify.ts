@@ -53,26 +53,42 @@ export async function verifyStoredBackup(
     }
     return { size, sha256: hash.digest('hex') };
   };
-  // The hash here and etcd's reading in its own process run side by side (they read the
-  // same file: one pass of the disk); the bytes' verdict is given first.
-  const [hashed, read] = await Promise.allSettled([
-    hashStored(),
-    withLocalFile(store, key, (path) => etcdctl.snapshotStatus(path, signal)),
-  ]);
-  if (hashed.status === 'rejected') throw hashed.reason;
-  const { size, sha256 } = hashed.value;
-  if (size !== record.sizeBytes) {
-    throw corrupt(`the snapshot has ${size} bytes, the manifest says ${record.sizeBytes}`);
+  // The hash here and etcd's reading in its own process run side by side (the same file,
+  // mostly from the page cache); the bytes' verdict comes first, and a failed or wrong
+  // hash stops etcd's reading rather than waiting for it.
+  const reading = new AbortController();
+  const stopReading = () => reading.abort(signal?.reason);
+  signal?.addEventListener('abort', stopReading, { once: true });
+  const read = withLocalFile(store, key, (path) =>
+    etcdctl.snapshotStatus(path, reading.signal),
+  ).then(
+    (status) => ({ status }),
+    (error: unknown) => ({ error }),
+  );
+  let checked: { size: number; sha256: string; status: SnapshotStatus };
+  try {
+    const { size, sha256 } = await hashStored();
+    if (size !== record.sizeBytes) {
+      throw corrupt(`the snapshot has ${size} bytes, the manifest says ${record.sizeBytes}`);
+    }
+    if (sha256 !== record.sha256) {
+      throw corrupt(`the snapshot has sha256 ${sha256}, the manifest says ${record.sha256}`);
+    }
+    const outcome = await read;
+    if ('error' in outcome) {
+      throw outcome.error instanceof SnapshotUnreadableError
+        ? corrupt(outcome.error.message)
+        : outcome.error;
+    }
+    checked = { size, sha256, status: outcome.status };
+  } catch (error) {
+    reading.abort(error);
+    await read;
+    throw error;
+  } finally {
+    signal?.removeEventListener('abort', stopReading);
   }
-  if (sha256 !== record.sha256) {
-    throw corrupt(`the snapshot has sha256 ${sha256}, the manifest says ${record.sha256}`);
-  }
-  if (read.status === 'rejected') {
-    throw read.reason instanceof SnapshotUnreadableError
-      ? corrupt(read.reason.message)
-      : read.reason;
-  }
-  const status = read.value;
+  const { size, sha256, status } = checked;
   const { mismatch, line: statusLine } = compareSnapshotStatus(status, await etcdctl.tool(), {
     hash: record.etcdHash,
     revision: record.revision,

@@ -654,8 +654,17 @@ describe('copy gzipped on the wire', () => {
     await assert.rejects(
       copyToPod(kube().config, await fileSource(local), destination, { compression: 'gzip' }),
     );
-    // How much of a cut stream the pod's gzip -dc had written is a race; a partial upload
-    // of a known size is set up instead, and must be what the pod then has.
+    // Whatever the pod's gzip -dc had written when the stream was cut is a prefix.
+    const cut = await podFileSize(kube().config, part);
+    if (cut !== undefined && cut > 0) {
+      const { stdout } = await execInPodChecked(kube().config, {
+        ...etcdPod(1),
+        argv: ['sha256sum', part.path],
+      });
+      assert.equal(stdout.split(' ')[0], sha256(data.subarray(0, cut)), `the ${cut} bytes kept`);
+    }
+    // How much that is, is a race; a partial upload of a known size is set up instead, and
+    // must be what the pod then has.
     await putInPod(etcdPod(1), part.path, data.subarray(0, MiB));
     const wireBefore = sim.faults.execLink.bytes;
     const result = await copyToPod(kube().config, await fileSource(local), destination, {
@@ -1358,6 +1367,48 @@ describe('a lean (BusyBox) utility image', () => {
       );
       assert.equal(gzOut.compression, 'gzip');
       assert.equal(gzOut.sha256, sha256(data));
+
+      // A gzip that fails half-way (64 KiB out, then exit 1), each way: the copy fails
+      // saying so, what was kept is a prefix of the file, and a retry with a sound gzip
+      // resumes from it and verifies.
+      const failing = `#!/bb/sh\n${busybox} gzip "$@" | ${busybox} head -c 65536\nexit 1\n`;
+      await execInPodChecked(kube().config, {
+        ...lean,
+        argv: ['sh', '-c', `rm -f /bb/gzip; cat > /bb/gzip; ${busybox} chmod +x /bb/gzip`],
+        stdin: Readable.from([Buffer.from(failing)]),
+      });
+      const cutOut = join(scratch, 'lean-gz-fail-out.db');
+      const gzOptions = { verify: 'snapshot-trailer', compression: 'gzip' } as const;
+      await assert.rejects(
+        copyFromPod(kube().config, into, fileDestination(cutOut), gzOptions),
+        /failed: gzip/,
+      );
+      const keptOut = readFileSync(cutOut);
+      assert.ok(keptOut.length > 0 && keptOut.equals(data.subarray(0, keptOut.length)));
+      const cutIn = { ...lean, path: '/lean-gz-fail.db' };
+      await assert.rejects(
+        copyToPod(kube().config, await fileSource(local), cutIn, { compression: 'gzip' }),
+        CommandFailedError,
+      );
+      const keptIn = await podFileSize(kube().config, { ...cutIn, path: `${cutIn.path}.part` });
+      assert.ok(keptIn !== undefined && keptIn > 0 && keptIn < data.length, `${keptIn} kept`);
+      assert.equal(
+        (await statPodFile(kube().config, { ...cutIn, path: `${cutIn.path}.part` }))?.sha256,
+        sha256(data.subarray(0, keptIn)),
+        'what the pod kept is a prefix of the file',
+      );
+      await execInPodChecked(kube().config, {
+        ...lean,
+        argv: [busybox, 'ln', '-sf', busybox, '/bb/gzip'],
+      });
+      const resumedOut = await copyFromPod(kube().config, into, fileDestination(cutOut), gzOptions);
+      assert.equal(resumedOut.resumedFromBytes, keptOut.length);
+      assert.equal(resumedOut.sha256, sha256(data));
+      const resumedIn = await copyToPod(kube().config, await fileSource(local), cutIn, {
+        compression: 'gzip',
+      });
+      assert.equal(resumedIn.resumedFromBytes, keptIn);
+      assert.equal((await statPodFile(kube().config, cutIn))?.sha256, sha256(data));
     } finally {
       await execInPodChecked(kube().config, { ...lean, argv: ['rm', '-f', '/bb/gzip'] });
     }

@@ -162,14 +162,19 @@ test('fault: a limited link paces exec output and stdin, and counts their bytes'
     // 4 MiB each way at 8 MiB/s cannot take less than about half a second (a 50 ms burst
     // passes at once); a lower bound only, so a loaded machine cannot fail it.
     const before = sim.faults.execLink.bytes;
-    let started = performance.now();
+    const started = performance.now();
     const out = await sh(`head -c ${4 * mib} /dev/zero`);
     assert.equal(out.stdout.length, 4 * mib);
     assert.ok(performance.now() - started >= 400, `4 MiB out in ${performance.now() - started} ms`);
-    started = performance.now();
-    const into = await sh('wc -c', { stdin: Buffer.alloc(4 * mib) });
-    assert.equal(into.stdout.toString().trim(), String(4 * mib));
-    assert.ok(performance.now() - started >= 400, `4 MiB in in ${performance.now() - started} ms`);
+    // Afresh (no debt from the output above), in 64 KiB messages: the process itself says
+    // when it had all of stdin, so output pacing cannot make this pass.
+    sim.faults.limitExecBandwidth(8 * mib);
+    const chunks = Array.from({ length: 64 }, () => Buffer.alloc(64 * 1024));
+    const sentAt = Date.now();
+    const into = await sh('wc -c; date +%s%3N', { stdin: Readable.from(chunks) });
+    const [count, doneAt] = into.stdout.toString().trim().split('\n');
+    assert.equal(count, String(4 * mib));
+    assert.ok(Number(doneAt) - sentAt >= 400, `4 MiB in in ${Number(doneAt) - sentAt} ms`);
     assert.ok(sim.faults.execLink.bytes - before >= 8 * mib);
   } finally {
     sim.faults.clear();

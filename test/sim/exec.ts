@@ -152,6 +152,12 @@ export function runExec(session: ExecSession): void {
   child.stdout?.on('data', forward(1));
   child.stderr?.on('data', forward(2));
 
+  // How many reasons (stdin full, the link's pace) hold the socket; it reads again at none.
+  let inputHeld = 0;
+  const releaseInput = () => {
+    inputHeld -= 1;
+    if (inputHeld === 0 && !finished) ws.resume();
+  };
   if (child.stdin) {
     const stdin = child.stdin;
     stdin.on('error', () => {
@@ -175,29 +181,23 @@ export function runExec(session: ExecSession): void {
           return;
         }
         received += data.length;
-        let draining = !stdin.write(data);
-        let paced = false;
-        const resumeInput = () => {
-          if (!draining && !paced && !finished) ws.resume();
-        };
-        paced = pace(
-          data.length,
-          () => ws.pause(),
-          () => {
-            paced = false;
-            resumeInput();
-          },
-        );
-        if (draining) {
+        if (!stdin.write(data)) {
+          inputHeld += 1;
           ws.pause();
-          stdin.once('drain', () => {
-            draining = false;
-            resumeInput();
-          });
+          stdin.once('drain', releaseInput);
         }
+        pace(
+          data.length,
+          () => {
+            inputHeld += 1;
+            ws.pause();
+          },
+          releaseInput,
+        );
       } else if (channel === 255 && v5 && buf[1] === 0) {
         stdin.end();
-        if (ws.isPaused) ws.resume();
+        // Paused for stdin's sake only: nothing more will be written to it.
+        if (ws.isPaused && inputHeld === 0) ws.resume();
       }
     });
   }

@@ -70,8 +70,14 @@ interface LatencyRule {
 export class ExecLink {
   /** Bytes carried by exec streams, both directions, since the simulator started. */
   bytes = 0;
-  bytesPerSecond?: number;
+  private bytesPerSecond?: number;
   private nextFree = 0;
+
+  /** A new rate (undefined: none), starting afresh: no debt of an earlier pace carries over. */
+  pace(bytesPerSecond: number | undefined): void {
+    this.bytesPerSecond = bytesPerSecond;
+    this.nextFree = 0;
+  }
 
   /** @internal Counts `n` bytes; how long (ms) the stream must wait before it sends more. */
   take(n: number): number {
@@ -94,7 +100,7 @@ export class Faults {
 
   /** Pace all exec streams together to `bytesPerSecond` (a slow link) until `clear()`; undefined lifts it. */
   limitExecBandwidth(bytesPerSecond: number | undefined): void {
-    this.execLink.bytesPerSecond = bytesPerSecond;
+    this.execLink.pace(bytesPerSecond);
   }
 
   /**
@@ -131,7 +137,7 @@ export class Faults {
     this.fails = [];
     this.drops = [];
     this.latencies = [];
-    this.execLink.bytesPerSecond = undefined;
+    this.execLink.pace(undefined);
   }
 
   /** @internal The status code to fail this request with, if a rule says so. */
