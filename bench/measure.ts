@@ -24,12 +24,15 @@ export interface MeasureOptions {
 }
 
 const TIME = '/usr/bin/time';
+let reports = 0;
 
 export async function measureCommand(
   argv: readonly string[],
   options: MeasureOptions = {},
 ): Promise<Measured> {
-  const report = join(tmpdir(), `bench-time-${process.pid}-${Date.now()}.txt`);
+  // Unique per call: several commands may be measured at once (a restore's floor).
+  reports += 1;
+  const report = join(tmpdir(), `bench-time-${process.pid}-${reports}.txt`);
   const stdin = options.stdinFile ? openSync(options.stdinFile, 'r') : 'ignore';
   const stdout = options.stdoutFile ? openSync(options.stdoutFile, 'w') : 'pipe';
   try {
