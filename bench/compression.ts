@@ -125,7 +125,7 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
       notes: [
         `A real etcd snapshot of ${fixed(mib, 0)} MiB, taken after writing ${options.fillMiB} MiB of objects (bench/etcd-fill.ts: JSON, half of each object opaque random data); \`gzip -1\` makes it ${fixed(gzipped / MiB, 0)} MiB (${fixed(file.sizeBytes / gzipped)}x).`,
         `${options.rounds} round(s) per link, contenders interleaved, order rotated each round. A paced link carries every exec stream together at that rate (test/sim/faults.ts ExecLink), as a slow link to the API server would.`,
-        "Gzip on the wire: `gzip -1` in the pod out of it, `gzip -dc` in the pod into it; zlib level 1 on this side. Both ends hold the file's own bytes, verified as in (a).",
+        "Gzip on the wire: out of the pod `nice -n 19 gzip -1` in it and zlib here; into the pod zlib level 1 here and `gzip -dc` in it. Both ends hold the file's own bytes, verified as in (a).",
       ],
     };
   } finally {

@@ -3,8 +3,9 @@
  *
  * Measures the copies, the backup, the restore, the orchestration, a resume after a
  * SIGKILL, a fleet of backups and compression on paced links against the simulated admin
- * cluster (in a process of its own), prints the tables and writes them with the machine's
- * description to bench/RESULTS.md. Asserts nothing: targets are read off the figures.
+ * cluster (in a process of its own) and prints the tables; a full run of every section
+ * also writes them with the machine's description to bench/RESULTS.md (a quick run or
+ * `--only` never replaces it). Asserts nothing: targets are read off the figures.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -84,7 +85,8 @@ const text = [
   ...sections.map(renderSection).flatMap((s) => [s, '']),
 ].join('\n');
 console.log(`\n${text}`);
-if (!values['no-write']) {
+// A quick run (or one section) prints its tables only: bench/RESULTS.md keeps a full run's.
+if (!values['no-write'] && !quick && values.only === undefined) {
   writeFileSync(fileURLToPath(new URL('RESULTS.md', import.meta.url)), text);
   console.log('bench: written to bench/RESULTS.md');
 }
