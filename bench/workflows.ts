@@ -139,6 +139,9 @@ async function phase(
   };
 }
 
+/** The pace of the simulator's exec link while (e) kills the worker mid-copy. */
+const RESUME_LINK_MiBps = 32;
+
 /** (b) to (e) on one simulator: backup, its floor, resume after SIGKILL, restores. */
 async function singleCluster(
   options: WorkflowBenchOptions,
@@ -295,6 +298,7 @@ function sections(
       ],
       notes: [
         'A new worker starts at once; Temporal hands the copy to it only when the dead worker’s heartbeat times out, then the retry resumes from the bytes already on disk.',
+        `The exec link is paced to ${RESUME_LINK_MiBps} MiB/s during this backup, so that the kill lands mid-copy whatever the snapshot's size.`,
       ],
     },
     {
@@ -498,6 +502,9 @@ async function timedRestore(
  * another at once, and measures until the copy moves again on the new worker.
  */
 async function resumeAfterKill(ops: EtcdOpsClient, userClusterName: string, main: Phase) {
+  // Paced, so that the kill lands mid-copy whatever the snapshot's size (a quick run's is
+  // copied in under a second); lifted once the new worker copies.
+  await main.sim.limitExecBandwidth(RESUME_LINK_MiBps * MiB);
   const handle = await ops.startBackup({ userClusterName });
   const copying = await waitForCopy(handle, (a) => a.bytes > 0, 600_000);
   // Heartbeats after the first are throttled (one per 48 s): the disk says how far it got.
@@ -506,8 +513,9 @@ async function resumeAfterKill(ops: EtcdOpsClient, userClusterName: string, main
   // Where the file-system repository stages a backup until it is committed.
   const onDisk = largestFileBytes(join(main.backupDir, userClusterName, '.staging'));
   await main.restartWorker();
-  await waitForCopy(handle, (a) => a.attempt > copying.attempt && a.bytes > 0, 600_000);
+  await waitForCopy(handle, (a) => a.attempt > copying.attempt && a.bytes > 0, 600_000, true);
   const secondsToProgress = (Date.now() - killedAt) / 1000;
+  await main.sim.limitExecBandwidth(undefined);
   const result = await handle.result();
   const copyResult = (await timingsOf(handle)).results.get('copySnapshotToRepository') as
     | { resumedFromBytes?: number }
@@ -540,9 +548,11 @@ async function waitForCopy(
   handle: WorkflowHandle,
   done: (state: CopyState) => boolean,
   timeoutMs: number,
+  /** The copy is known to be under way already: its absence means it ended. */
+  alreadySeen = false,
 ): Promise<CopyState> {
   const deadline = Date.now() + timeoutMs;
-  let seen = false;
+  let seen = alreadySeen;
   for (;;) {
     const { raw } = await handle.describe();
     const pending = raw.pendingActivities?.find(
