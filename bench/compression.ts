@@ -5,20 +5,22 @@
  * stream together, as one slow link) and on the unpaced loopback. Interleaved as in (a).
  */
 import { execFileSync } from 'node:child_process';
-import { rmSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { connectKube } from '../activities/kube/client.js';
 import { copyToPod, fileSource } from '../activities/kube/copy.js';
 import { sha256OfFile } from '../activities/repository/fs-io.js';
 import {
+  type Contender,
   CURRENT_MODULE,
   copyRunners,
-  type Direction,
   type LocalFile,
   POD,
+  rotated,
+  runContender,
   type Sample,
 } from './copy.js';
-import { fillEtcd } from './etcd-fill.js';
+import { fillEtcd, hostEtcdctl } from './etcd-fill.js';
 import { fixed, median, type Section } from './report.js';
 import { type SimClusterInfo, startSimProcess } from './sim.js';
 
@@ -51,7 +53,7 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
     );
 
     const runners = copyRunners(sim.kubeconfigPath, options.kubectl, options.scratch);
-    const contenders: { name: string; run: (d: Direction, f: LocalFile) => Promise<Sample> }[] = [
+    const contenders: Contender[] = [
       { name: 'this project', run: runners.ours(CURRENT_MODULE) },
       { name: 'this project, gzip', run: runners.ours(CURRENT_MODULE, {}, 'gzip') },
       { name: 'kubectl cp', run: runners.kubectlCp },
@@ -62,18 +64,14 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
       await sim.limitExecBandwidth(link > 0 ? link * MiB : undefined);
       for (let round = 0; round < options.rounds; round++) {
         for (const direction of ['out', 'in'] as const) {
-          const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]);
-          for (const contender of order) {
-            if (!contender) continue;
-            const sample = await contender.run(direction, file);
-            if (direction === 'out') {
-              const size = statSync(join(options.scratch, 'out.db')).size;
-              if (size !== file.sizeBytes)
-                throw new Error(`${contender.name}: copied ${size} bytes, not ${file.sizeBytes}`);
-              rmSync(join(options.scratch, 'out.db'), { force: true });
-            } else {
-              await runners.removeInPod('/bench-in.db');
-            }
+          for (const contender of rotated(contenders, round)) {
+            const sample = await runContender(
+              contender,
+              direction,
+              file,
+              options.scratch,
+              runners.removeInPod,
+            );
             const key = `${link}|${direction}|${contender.name}`;
             samples.set(key, [...(samples.get(key) ?? []), sample]);
             console.log(
@@ -135,19 +133,8 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
 
 /** `etcdctl snapshot save` of the cluster's first member, on this host, as a bench file. */
 async function snapshotOf(cluster: SimClusterInfo, path: string): Promise<LocalFile> {
-  execFileSync(
-    '/usr/bin/etcdctl',
-    [
-      `--endpoints=${cluster.etcdClientUrls[0]}`,
-      `--cacert=${cluster.etcdTls.caFile}`,
-      `--cert=${cluster.etcdTls.certFile}`,
-      `--key=${cluster.etcdTls.keyFile}`,
-      'snapshot',
-      'save',
-      path,
-    ],
-    { env: { ETCDCTL_API: '3', PATH: '/usr/bin:/bin' }, stdio: 'ignore' },
-  );
+  const { argv, env } = hostEtcdctl(cluster, 'snapshot', 'save', path);
+  execFileSync('/usr/bin/etcdctl', argv, { env, stdio: 'ignore' });
   const sizeBytes = statSync(path).size;
   return {
     mib: Math.round(sizeBytes / MiB),

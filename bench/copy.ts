@@ -70,7 +70,7 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
       options.scratch,
     );
 
-    const contenders: { name: string; run: (d: Direction, f: LocalFile) => Promise<Sample> }[] = [
+    const contenders: Contender[] = [
       { name: `this project${nativeMasking ? ' (bufferutil)' : ''}`, run: ours(CURRENT_MODULE) },
       // ws masks what a client sends in pure JS unless bufferutil loads.
       ...(nativeMasking
@@ -108,19 +108,14 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
     for (let round = 0; round < options.rounds; round++) {
       for (const file of files) {
         for (const direction of ['out', 'in'] as const) {
-          // Rotate the order each round: no contender always runs first (or last).
-          const order = contenders.map((_, i) => contenders[(i + round) % contenders.length]);
-          for (const contender of order) {
-            if (!contender) continue;
-            const sample = await contender.run(direction, file);
-            if (direction === 'out') {
-              const size = statSync(join(options.scratch, 'out.db')).size;
-              if (size !== file.sizeBytes)
-                throw new Error(`${contender.name}: copied ${size} bytes, not ${file.sizeBytes}`);
-              rmSync(join(options.scratch, 'out.db'), { force: true });
-            } else {
-              await removeInPod('/bench-in.db');
-            }
+          for (const contender of rotated(contenders, round)) {
+            const sample = await runContender(
+              contender,
+              direction,
+              file,
+              options.scratch,
+              removeInPod,
+            );
             const key = `${file.mib}|${direction}|${contender.name}`;
             samples.set(key, [...(samples.get(key) ?? []), sample]);
             console.log(
@@ -206,6 +201,39 @@ export function copyRunners(kubeconfigPath: string, kubectl: string, scratch: st
   };
 
   return { ours, kubectlCp, execCat, removeInPod };
+}
+
+export interface Contender {
+  name: string;
+  run: (direction: Direction, file: LocalFile) => Promise<Sample>;
+}
+
+/** The contenders in the order of `round`: no contender always runs first (or last). */
+export function rotated<T>(contenders: readonly T[], round: number): T[] {
+  return contenders.map((_, i) => contenders[(i + round) % contenders.length] as T);
+}
+
+/**
+ * One measured copy of `file`; then what it copied is checked (out: the size) and removed,
+ * so the next contender starts from the same state.
+ */
+export async function runContender(
+  contender: Contender,
+  direction: Direction,
+  file: LocalFile,
+  scratch: string,
+  removeInPod: (path: string) => Promise<unknown>,
+): Promise<Sample> {
+  const sample = await contender.run(direction, file);
+  if (direction === 'out') {
+    const size = statSync(join(scratch, 'out.db')).size;
+    if (size !== file.sizeBytes)
+      throw new Error(`${contender.name}: copied ${size} bytes, not ${file.sizeBytes}`);
+    rmSync(join(scratch, 'out.db'), { force: true });
+  } else {
+    await removeInPod('/bench-in.db');
+  }
+  return sample;
 }
 
 export interface LocalFile {

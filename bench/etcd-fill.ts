@@ -69,19 +69,24 @@ export async function fillEtcd(cluster: SimClusterInfo, bytes: number): Promise<
   return keys;
 }
 
+/** This host's etcdctl against the cluster's first member over its TLS: argv and env. */
+export function hostEtcdctl(cluster: SimClusterInfo, ...args: string[]) {
+  return {
+    argv: [
+      `--endpoints=${cluster.etcdClientUrls[0]}`,
+      `--cacert=${cluster.etcdTls.caFile}`,
+      `--cert=${cluster.etcdTls.certFile}`,
+      `--key=${cluster.etcdTls.keyFile}`,
+      ...args,
+    ],
+    env: { ETCDCTL_API: '3', PATH: '/usr/bin:/bin' },
+  };
+}
+
 function txn(cluster: SimClusterInfo, input: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      '/usr/bin/etcdctl',
-      [
-        `--endpoints=${cluster.etcdClientUrls[0]}`,
-        `--cacert=${cluster.etcdTls.caFile}`,
-        `--cert=${cluster.etcdTls.certFile}`,
-        `--key=${cluster.etcdTls.keyFile}`,
-        'txn',
-      ],
-      { env: { ETCDCTL_API: '3', PATH: '/usr/bin:/bin' }, stdio: ['pipe', 'ignore', 'pipe'] },
-    );
+    const { argv, env } = hostEtcdctl(cluster, 'txn');
+    const child = spawn('/usr/bin/etcdctl', argv, { env, stdio: ['pipe', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => {
       stderr += chunk.toString();
