@@ -1371,14 +1371,24 @@ describe('a lean (BusyBox) utility image', () => {
       // A gzip that fails half-way (64 KiB out, then exit 1), each way: the copy fails
       // saying so, what was kept is a prefix of the file, and a retry with a sound gzip
       // resumes from it and verifies.
-      const failing = `#!/bb/sh\n${busybox} gzip "$@" | ${busybox} head -c 65536\nexit 1\n`;
-      await execInPodChecked(kube().config, {
-        ...lean,
-        argv: ['sh', '-c', `rm -f /bb/gzip; cat > /bb/gzip; ${busybox} chmod +x /bb/gzip`],
-        stdin: Readable.from([Buffer.from(failing)]),
-      });
+      const fakeGzip = (script: string) =>
+        execInPodChecked(kube().config, {
+          ...lean,
+          argv: ['sh', '-c', `rm -f /bb/gzip; cat > /bb/gzip; ${busybox} chmod +x /bb/gzip`],
+          stdin: Readable.from([Buffer.from(`#!/bb/sh\n${script}\n`)]),
+        });
       const cutOut = join(scratch, 'lean-gz-fail-out.db');
       const gzOptions = { verify: 'snapshot-trailer', compression: 'gzip' } as const;
+      // A "gzip" whose output is not gzip (it exits 0): a stream that does not decode is a
+      // retryable copy failure saying so, never the worker's disk failing (CopyIOError).
+      await fakeGzip(`${busybox} cat`);
+      await assert.rejects(
+        copyFromPod(kube().config, into, fileDestination(cutOut), gzOptions),
+        (e: unknown) =>
+          !(e instanceof CopyIOError) && /does not decode at byte \d+/.test(String(e)),
+      );
+      rmSync(cutOut, { force: true });
+      await fakeGzip(`${busybox} gzip "$@" | ${busybox} head -c 65536\nexit 1`);
       await assert.rejects(
         copyFromPod(kube().config, into, fileDestination(cutOut), gzOptions),
         /failed: gzip/,
