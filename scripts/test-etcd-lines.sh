@@ -11,6 +11,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 files=(test/e2e/backup-workflow.test.ts test/e2e/restore-workflow.test.ts test/e2e/restore-crash.test.ts)
 for line in ${ETCD_LINES:-3.5 3.6}; do
   start=$SECONDS
-  ETCD_LINE=$line node --import tsx --test --test-concurrency=1 "${files[@]}"
+  ETCD_LINE=$line node --import tsx --test --test-concurrency=1 --test-reporter=spec "${files[@]}"
   echo "etcd-lines: the etcd $line leg took $((SECONDS - start)) s"
 done

@@ -32,7 +32,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -64,6 +64,7 @@ type PendingActivity = temporal.api.workflow.v1.IPendingActivityInfo;
 
 /** temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED */
 const ACTIVITY_STARTED = 2;
+const MiB = 1024 * 1024;
 /** temporal.api.enums.v1.TimeoutType.TIMEOUT_TYPE_HEARTBEAT */
 const HEARTBEAT_TIMEOUT = 4;
 
@@ -364,13 +365,6 @@ function podOf(input: unknown): string | undefined {
   return typeof pod === 'string' ? pod : undefined;
 }
 
-function heartbeatOf(p: PendingActivity): { bytesDone?: number; totalBytes?: number } {
-  const details = decode(p.heartbeatDetails);
-  return typeof details === 'object' && details !== null
-    ? (details as { bytesDone?: number; totalBytes?: number })
-    : {};
-}
-
 function isRunning(d: WorkflowExecutionDescription): boolean {
   return d.status.name === 'RUNNING';
 }
@@ -457,8 +451,6 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
     const c = await prepareCluster('kill', { bigValues: 28 });
     const { sim, ns, fleet } = c;
     const backupSize = statSync(c.snapshotPath).size;
-    const t0 = Date.now();
-    const handle = await startRestore(c);
 
     let seenCompletions = 0;
     let boundaryKills = 0;
@@ -475,76 +467,91 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
       fleet.start();
       return dead;
     };
+    /** Workers killed inside an activity: their attempts are left to the heartbeat timeout. */
+    const killedMidActivity = new Set<string>();
+    const spare = (p: PendingActivity) =>
+      spared.has(p.activityId ?? '') ||
+      (p.activityType?.name === 'restoreIntoScratch' &&
+        killedMidActivity.has(p.lastWorkerIdentity ?? ''));
 
-    for (;;) {
-      await sleep(150);
-      fleet.ensureOne();
-      const d = await tryDescribe(handle);
-      if (!d) continue;
-      const pending = d.raw.pendingActivities ?? [];
-
-      // Temporal's own heartbeat timeout of the attempts left to it.
-      for (const [id, attempt] of spared) {
-        const p = pending.find((x) => x.activityId === id);
-        if (!p) spared.delete(id);
-        else if ((p.attempt ?? 0) > attempt) {
-          if (p.lastFailure?.timeoutFailureInfo?.timeoutType === HEARTBEAT_TIMEOUT)
-            heartbeatTimeouts += 1;
-          spared.delete(id);
-        }
-      }
-
-      // Inside an activity: the snapshot half-copied into a utility pod.
-      if (!midCopyPart && isRunning(d)) {
-        for (const p of pending) {
-          if (p.activityType?.name !== 'copySnapshotIntoPod' || p.state !== ACTIVITY_STARTED)
-            continue;
-          const { bytesDone, totalBytes } = heartbeatOf(p);
-          if (!bytesDone || !totalBytes || bytesDone >= totalBytes) continue;
-          const pod = activitiesOf(await historyEvents(handle)).find(
-            (a) => a.activityId === p.activityId,
-          );
-          const podName = podOf(pod?.input);
-          const size = podName ? partSize(sim, ns, podName) : undefined;
-          if (!podName || !size || size >= totalBytes) continue;
-          await killAndReplace();
-          midCopyPart = { pod: podName, size, total: totalBytes };
-          midActivity.push(`copySnapshotIntoPod ${podName} at ${size}/${totalBytes} bytes`);
-          for (const q of pending)
-            if (q.activityType?.name === 'copySnapshotIntoPod' && q.state === ACTIVITY_STARTED)
-              spared.set(q.activityId ?? '', q.attempt ?? 0);
-          break;
-        }
-      }
-
-      // Inside an activity: a member's snapshot being restored into scratch space.
-      if (!midReplaceMembers && isRunning(d)) {
-        const replacing = pending.filter(
-          (p) => p.activityType?.name === 'restoreIntoScratch' && p.state === ACTIVITY_STARTED,
+    // Both kills inside an activity must land there on any machine: a fast one copies
+    // 35 MiB and restores it between two polls. The link is paced so that a copy into a
+    // pod lasts seconds, and a restore into scratch space is caught by inotify the moment
+    // its attempt directory (`.restore-<token>.<nonce>`) appears.
+    sim.faults.limitExecBandwidth(8 * MiB);
+    const watchers = [0, 1, 2].map((m) =>
+      watch(sim.pvcHostDir(ns, `data-kube-etcd-${m}`) ?? '', (_event, name) => {
+        if (midReplaceMembers || !name || !/^\.restore-[^.]+\./.test(name)) return;
+        midReplaceMembers = membersMidReplacement(sim, ns);
+        midActivity.push(
+          `restoreIntoScratch with members ${midReplaceMembers.join(',')} half-done`,
         );
-        const members = replacing.length > 0 ? membersMidReplacement(sim, ns) : [];
-        if (members.length > 0) {
-          await killAndReplace();
-          midReplaceMembers = members;
-          midActivity.push(`restoreIntoScratch with members ${members.join(',')} half-done`);
-          for (const q of replacing) spared.set(q.activityId ?? '', q.attempt ?? 0);
+        for (const w of fleet.live()) killedMidActivity.add(w.identity);
+        void killAndReplace();
+      }),
+    );
+    const t0 = Date.now();
+    const handle = await startRestore(c);
+
+    try {
+      for (;;) {
+        await sleep(150);
+        fleet.ensureOne();
+        const d = await tryDescribe(handle);
+        if (!d) continue;
+        const pending = d.raw.pendingActivities ?? [];
+
+        for (const p of pending)
+          if (p.state === ACTIVITY_STARTED && spare(p) && !spared.has(p.activityId ?? ''))
+            spared.set(p.activityId ?? '', p.attempt ?? 0);
+        // Temporal's own heartbeat timeout of the attempts left to it.
+        for (const [id, attempt] of spared) {
+          const p = pending.find((x) => x.activityId === id);
+          if (!p) spared.delete(id);
+          else if ((p.attempt ?? 0) > attempt) {
+            if (p.lastFailure?.timeoutFailureInfo?.timeoutType === HEARTBEAT_TIMEOUT)
+              heartbeatTimeouts += 1;
+            spared.delete(id);
+          }
         }
-      }
 
-      // Step boundaries: an activity completed; kill the worker that completed it.
-      const completions = (await historyEvents(handle)).filter(
-        (e) => e.activityTaskCompletedEventAttributes,
-      ).length;
-      if (completions > seenCompletions) {
-        seenCompletions = completions;
-        boundaryKills += 1;
-        await killAndReplace();
-      }
-      if (!isRunning(d)) break;
+        // Inside an activity: the snapshot half-copied into a utility pod.
+        if (!midCopyPart && isRunning(d)) {
+          for (const p of pending) {
+            if (p.activityType?.name !== 'copySnapshotIntoPod' || p.state !== ACTIVITY_STARTED)
+              continue;
+            const pod = activitiesOf(await historyEvents(handle)).find(
+              (a) => a.activityId === p.activityId,
+            );
+            const podName = podOf(pod?.input);
+            const size = podName ? partSize(sim, ns, podName) : undefined;
+            if (!podName || !size || size >= backupSize) continue;
+            await killAndReplace();
+            midCopyPart = { pod: podName, size, total: backupSize };
+            midActivity.push(`copySnapshotIntoPod ${podName} at ${size}/${backupSize} bytes`);
+            for (const q of pending)
+              if (q.activityType?.name === 'copySnapshotIntoPod' && q.state === ACTIVITY_STARTED)
+                spared.set(q.activityId ?? '', q.attempt ?? 0);
+            break;
+          }
+        }
 
-      attemptsFailed += await failAttemptsOfDeadWorkers(handle, d, fleet.killed, (p) =>
-        spared.has(p.activityId ?? ''),
-      );
+        // Step boundaries: an activity completed; kill the worker that completed it.
+        const completions = (await historyEvents(handle)).filter(
+          (e) => e.activityTaskCompletedEventAttributes,
+        ).length;
+        if (completions > seenCompletions) {
+          seenCompletions = completions;
+          boundaryKills += 1;
+          await killAndReplace();
+        }
+        if (!isRunning(d)) break;
+
+        attemptsFailed += await failAttemptsOfDeadWorkers(handle, d, fleet.killed, spare);
+      }
+    } finally {
+      for (const w of watchers) w.close();
+      sim.faults.clear();
     }
 
     const result = (await handle.result()) as RestoreUserClusterResult;
