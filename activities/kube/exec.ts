@@ -338,7 +338,9 @@ async function runExec(
       // reported by the feeding loop below (or irrelevant once the socket closed)
     });
     feedStdin(ws, stdin, closing).catch((error: unknown) => {
-      if (!closed)
+      // Once the command's status has come, a send it no longer reads is no failure: the
+      // status (a disk full mid-upload, say) is what the caller must see.
+      if (!closed && status === undefined)
         fail(new ExecStreamError(`feeding the stdin of ${what} failed: ${errorMessage(error)}`));
     });
   }
@@ -516,7 +518,8 @@ async function feedStdin(ws: WebSocket, stdin: Readable, closing: Promise<unknow
     isClosed = true;
   });
   for await (const chunk of stdin) {
-    if (isClosed) return;
+    // Closing (the status came) or closed: nothing more is read on the other side.
+    if (isClosed || ws.readyState !== WebSocket.OPEN) return;
     const data = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk));
     const frame = Buffer.allocUnsafe(data.length + 1);
     frame[0] = STDIN;

@@ -167,6 +167,36 @@ describe('exec against the simulated cluster', () => {
     });
   }
 
+  for (const protocols of [undefined, V4]) {
+    const label = protocols ? 'v4' : 'v5';
+    test(`${label}: a command that fails while its stdin is still being sent keeps its exit code and stderr`, async () => {
+      // The pod's disk filling up mid-upload: the command stops reading and exits while the
+      // worker still has megabytes to send. The link is paced so that the send is always
+      // backed up when the status arrives (on a fast machine it sometimes was, and the exec
+      // failed with "WebSocket is not open" instead of the command's own failure).
+      sim.faults.limitExecBandwidth(2 * MiB);
+      try {
+        const stdin = Readable.from(Array.from({ length: 16 }, () => Buffer.alloc(MiB)));
+        await assert.rejects(
+          execInPodChecked(kube().config, {
+            ...etcdPod(0),
+            argv: [
+              'sh',
+              '-c',
+              'head -c 65536 > /dev/null; echo "No space left on device" >&2; exit 1',
+            ],
+            stdin,
+            protocols,
+          }),
+          (e: unknown) =>
+            e instanceof CommandFailedError && e.exitCode === 1 && /No space left/.test(e.stderr),
+        );
+      } finally {
+        sim.faults.clear();
+      }
+    });
+  }
+
   test('values reach the command as arguments, never through a shell', async () => {
     const hostile = '$(touch /pwned); `id`';
     const result = await execInPod(kube().config, { ...etcdPod(0), argv: ['echo', hostile] });
@@ -1024,19 +1054,25 @@ describe('cancellation', () => {
     await putInPod(etcdPod(1), '/cancel-activity.db', data);
     const env = new MockActivityEnvironment();
     env.once('heartbeat', () => setTimeout(() => env.cancel(), 20));
-    await assert.rejects(
-      runActivity(
-        'copySnapshotToRepository',
-        {
-          repository: 'local',
-          userClusterName: ns,
-          backupId: 'cancelled-1',
-          source: { ...etcdPod(1), path: '/cancel-activity.db' },
-        },
-        env,
-      ),
-      (e: unknown) => e instanceof CancelledFailure,
-    );
+    // Paced, the copy is still running 20 ms in on any machine (32 MiB takes 4 s).
+    sim.faults.limitExecBandwidth(8 * MiB);
+    try {
+      await assert.rejects(
+        runActivity(
+          'copySnapshotToRepository',
+          {
+            repository: 'local',
+            userClusterName: ns,
+            backupId: 'cancelled-1',
+            source: { ...etcdPod(1), path: '/cancel-activity.db' },
+          },
+          env,
+        ),
+        (e: unknown) => e instanceof CancelledFailure,
+      );
+    } finally {
+      sim.faults.clear();
+    }
   });
 });
 
