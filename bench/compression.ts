@@ -11,13 +11,13 @@ import { connectKube } from '../activities/kube/client.js';
 import { copyToPod, fileSource } from '../activities/kube/copy.js';
 import { sha256OfFile } from '../activities/repository/fs-io.js';
 import {
+  addSample,
   type Contender,
   CURRENT_MODULE,
   copyRunners,
   type LocalFile,
+  measureRound,
   POD,
-  rotated,
-  runContender,
   type Sample,
 } from './copy.js';
 import { fillEtcd, hostEtcdctl } from './etcd-fill.js';
@@ -63,21 +63,17 @@ export async function benchCompression(options: CompressionBenchOptions): Promis
     for (const link of options.linksMiBps) {
       await sim.limitExecBandwidth(link > 0 ? link * MiB : undefined);
       for (let round = 0; round < options.rounds; round++) {
-        for (const direction of ['out', 'in'] as const) {
-          for (const contender of rotated(contenders, round)) {
-            const sample = await runContender(
-              contender,
-              direction,
-              file,
-              options.scratch,
-              runners.removeInPod,
-            );
-            const key = `${link}|${direction}|${contender.name}`;
-            samples.set(key, [...(samples.get(key) ?? []), sample]);
-            console.log(
-              `bench: (g) ${link > 0 ? `${link} MiB/s` : 'loopback'} ${direction}, ${contender.name}: ${fixed(sample.seconds)} s`,
-            );
-          }
+        for await (const { direction, contender, sample } of measureRound(
+          contenders,
+          round,
+          file,
+          options.scratch,
+          runners.removeInPod,
+        )) {
+          addSample(samples, `${link}|${direction}|${contender.name}`, sample);
+          console.log(
+            `bench: (g) ${link > 0 ? `${link} MiB/s` : 'loopback'} ${direction}, ${contender.name}: ${fixed(sample.seconds)} s`,
+          );
         }
       }
     }

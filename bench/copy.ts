@@ -107,22 +107,18 @@ export async function benchCopies(options: CopyBenchOptions): Promise<Section> {
     const samples = new Map<string, Sample[]>();
     for (let round = 0; round < options.rounds; round++) {
       for (const file of files) {
-        for (const direction of ['out', 'in'] as const) {
-          for (const contender of rotated(contenders, round)) {
-            const sample = await runContender(
-              contender,
-              direction,
-              file,
-              options.scratch,
-              removeInPod,
-            );
-            const key = `${file.mib}|${direction}|${contender.name}`;
-            samples.set(key, [...(samples.get(key) ?? []), sample]);
-            console.log(
-              `bench: ${file.mib} MiB ${direction}, ${contender.name}: ${fixed(sample.seconds)} s, ` +
-                `peak RSS ${fixed(sample.peakRssMiB, 0)} MiB, CPU ${fixed(sample.cpuSeconds)} s`,
-            );
-          }
+        for await (const { direction, contender, sample } of measureRound(
+          contenders,
+          round,
+          file,
+          options.scratch,
+          removeInPod,
+        )) {
+          addSample(samples, `${file.mib}|${direction}|${contender.name}`, sample);
+          console.log(
+            `bench: ${file.mib} MiB ${direction}, ${contender.name}: ${fixed(sample.seconds)} s, ` +
+              `peak RSS ${fixed(sample.peakRssMiB, 0)} MiB, CPU ${fixed(sample.cpuSeconds)} s`,
+          );
         }
       }
     }
@@ -208,32 +204,39 @@ export interface Contender {
   run: (direction: Direction, file: LocalFile) => Promise<Sample>;
 }
 
-/** The contenders in the order of `round`: no contender always runs first (or last). */
-export function rotated<T>(contenders: readonly T[], round: number): T[] {
-  return contenders.map((_, i) => contenders[(i + round) % contenders.length] as T);
-}
-
 /**
- * One measured copy of `file`; then what it copied is checked (out: the size) and removed,
- * so the next contender starts from the same state.
+ * One round over `file`: every contender copies it out of the pod, then every one into it,
+ * in the order of `round` (no contender always runs first, or last). After each measured
+ * copy, what it copied is checked (out: the size) and removed, so the next one starts from
+ * the same state.
  */
-export async function runContender(
-  contender: Contender,
-  direction: Direction,
+export async function* measureRound(
+  contenders: readonly Contender[],
+  round: number,
   file: LocalFile,
   scratch: string,
   removeInPod: (path: string) => Promise<unknown>,
-): Promise<Sample> {
-  const sample = await contender.run(direction, file);
-  if (direction === 'out') {
-    const size = statSync(join(scratch, 'out.db')).size;
-    if (size !== file.sizeBytes)
-      throw new Error(`${contender.name}: copied ${size} bytes, not ${file.sizeBytes}`);
-    rmSync(join(scratch, 'out.db'), { force: true });
-  } else {
-    await removeInPod('/bench-in.db');
+): AsyncGenerator<{ direction: Direction; contender: Contender; sample: Sample }> {
+  const order = contenders.map((_, i) => contenders[(i + round) % contenders.length] as Contender);
+  for (const direction of ['out', 'in'] as const) {
+    for (const contender of order) {
+      const sample = await contender.run(direction, file);
+      if (direction === 'out') {
+        const size = statSync(join(scratch, 'out.db')).size;
+        if (size !== file.sizeBytes)
+          throw new Error(`${contender.name}: copied ${size} bytes, not ${file.sizeBytes}`);
+        rmSync(join(scratch, 'out.db'), { force: true });
+      } else {
+        await removeInPod('/bench-in.db');
+      }
+      yield { direction, contender, sample };
+    }
   }
-  return sample;
+}
+
+/** Adds a sample to the ones kept under `key`. */
+export function addSample(samples: Map<string, Sample[]>, key: string, sample: Sample): void {
+  samples.set(key, [...(samples.get(key) ?? []), sample]);
 }
 
 export interface LocalFile {
