@@ -467,12 +467,15 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
       fleet.start();
       return dead;
     };
-    /** Workers killed inside an activity: their attempts are left to the heartbeat timeout. */
-    const killedMidActivity = new Set<string>();
+    /** Worker → the activity it was killed inside: those attempts are left to the heartbeat timeout. */
+    const killedInside = new Map<string, string>();
+    const killInside = (activityType: string) => {
+      for (const w of fleet.live()) killedInside.set(w.identity, activityType);
+      return killAndReplace();
+    };
     const spare = (p: PendingActivity) =>
       spared.has(p.activityId ?? '') ||
-      (p.activityType?.name === 'restoreIntoScratch' &&
-        killedMidActivity.has(p.lastWorkerIdentity ?? ''));
+      killedInside.get(p.lastWorkerIdentity ?? '') === p.activityType?.name;
 
     // Both kills inside an activity must land there on any machine: a fast one copies
     // 35 MiB and restores it between two polls. The link is paced so that a copy into a
@@ -486,8 +489,7 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
         midActivity.push(
           `restoreIntoScratch with members ${midReplaceMembers.join(',')} half-done`,
         );
-        for (const w of fleet.live()) killedMidActivity.add(w.identity);
-        void killAndReplace();
+        void killInside('restoreIntoScratch');
       }),
     );
     const t0 = Date.now();
@@ -501,6 +503,7 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
         if (!d) continue;
         const pending = d.raw.pendingActivities ?? [];
 
+        // An attempt held by a worker killed inside it: noted with its attempt number.
         for (const p of pending)
           if (p.state === ACTIVITY_STARTED && spare(p) && !spared.has(p.activityId ?? ''))
             spared.set(p.activityId ?? '', p.attempt ?? 0);
@@ -526,12 +529,9 @@ describe('a restore interrupted anywhere finishes and verifies', { timeout: 25 *
             const podName = podOf(pod?.input);
             const size = podName ? partSize(sim, ns, podName) : undefined;
             if (!podName || !size || size >= backupSize) continue;
-            await killAndReplace();
+            await killInside('copySnapshotIntoPod');
             midCopyPart = { pod: podName, size, total: backupSize };
             midActivity.push(`copySnapshotIntoPod ${podName} at ${size}/${backupSize} bytes`);
-            for (const q of pending)
-              if (q.activityType?.name === 'copySnapshotIntoPod' && q.state === ACTIVITY_STARTED)
-                spared.set(q.activityId ?? '', q.attempt ?? 0);
             break;
           }
         }
